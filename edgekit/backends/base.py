@@ -1,0 +1,146 @@
+"""The backend contract (DESIGN §3) and the Runner every backend returns.
+
+A Runner speaks ONNX semantics: inputs and outputs are dicts keyed by the ONNX model's tensor names, in
+the ONNX model's shapes, layouts and dtypes. Each backend hides its own conventions behind `_run`."""
+from __future__ import annotations
+
+import importlib.metadata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import BackendMissing, EdgekitError
+from ..manifest import Manifest, Precision, TensorSpec
+from ..onnx.shapes import format_shape
+
+
+@dataclass
+class ConvertOptions:
+    precision: str = "fp32"
+    workdir: Path | None = None  # scratch folder for the converter
+    calibration: dict | None = None  # input name -> array of realistic samples (N, ...) for tools that want data
+    log: Callable[[str], None] = lambda msg: None
+
+
+@dataclass
+class Converted:
+    """What a converter produced: files (role -> name inside the artifact folder) and the tensor mapping."""
+
+    files: dict
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    precision: Precision
+    tools: dict = field(default_factory=dict)
+
+
+class Backend:
+    name = ""  # the format name users type
+    runtime = ""  # the runtime's human name
+    extra = ""  # the pip extra that installs it
+    requires: tuple[str, ...] = ()  # Python modules that must import (checked without importing them)
+
+    def install_hint(self) -> str:
+        return f"pip install 'edgekit[{self.extra}]'"
+
+    def available(self) -> bool:
+        import importlib.util
+
+        return all(importlib.util.find_spec(m) is not None for m in self.requires)
+
+    def require(self) -> None:
+        if not self.available():
+            raise BackendMissing(self.name, self.runtime, self.install_hint())
+
+    def versions(self) -> dict:
+        return {}
+
+    def convert(self, onnx_path: Path, outdir: Path, inputs: list[TensorSpec], outputs: list[TensorSpec],
+                options: ConvertOptions) -> Converted:
+        raise NotImplementedError
+
+    def load(self, folder: Path, manifest: Manifest, threads: int | None = None) -> "Runner":
+        raise NotImplementedError
+
+
+def dist_version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+class Runner:
+    """A loaded artifact. `runner({"x": array})` -> {"out": array}, in ONNX names/shapes/layouts/dtypes."""
+
+    def __init__(self, manifest: Manifest, folder: Path | None, threads: int | None):
+        self.manifest = manifest
+        self.folder = folder
+        self.threads = threads
+        self.inputs: list[TensorSpec] = manifest.inputs
+        self.outputs: list[TensorSpec] = manifest.outputs
+
+    @property
+    def format(self) -> str:
+        return self.manifest.format
+
+    @property
+    def precision(self) -> Precision:
+        return self.manifest.precision
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.run(feeds)
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self._run(self.check_feeds(feeds))
+
+    def check_feeds(self, feeds: dict) -> dict[str, np.ndarray]:
+        """Reject wrong names, dtypes and shapes with a message that says what was expected."""
+        names = [s.name for s in self.inputs]
+        missing = [n for n in names if n not in feeds]
+        extra = [n for n in feeds if n not in names]
+        if missing or extra:
+            raise EdgekitError(f"inputs {sorted(feeds)} do not match the model's inputs {names}"
+                               + (f" (missing: {', '.join(missing)})" if missing else ""))
+        out = {}
+        for spec in self.inputs:
+            arr = np.asarray(feeds[spec.name])
+            if arr.dtype != np.dtype(spec.dtype):
+                raise EdgekitError(f"input '{spec.name}': dtype {arr.dtype}, the model takes {spec.dtype}")
+            if spec.shape and (len(arr.shape) != len(spec.shape) or any(
+                    isinstance(d, int) and d != a for d, a in zip(spec.shape, arr.shape))):
+                raise EdgekitError(f"input '{spec.name}': shape {format_shape(list(arr.shape))}, "
+                                   f"the model takes {format_shape(spec.shape)}")
+            out[spec.name] = np.ascontiguousarray(arr)
+        return out
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def restore_output(arr: np.ndarray, spec: TensorSpec, fmt: str) -> np.ndarray:
+    """Give a backend output the ONNX output's shape (undoing a dropped batch axis or an NHWC layout)."""
+    arr = np.asarray(arr)
+    if spec.layout == "NHWC" and arr.ndim == 4:
+        arr = arr.transpose(0, 3, 1, 2)
+    want = spec.shape
+    if want and all(isinstance(d, int) for d in want) and list(arr.shape) != want:
+        if arr.size != int(np.prod(want)):
+            raise EdgekitError(f"{fmt}: output '{spec.name}' has shape {format_shape(list(arr.shape))}, "
+                               f"cannot be the ONNX shape {format_shape(want)}")
+        arr = arr.reshape(want)
+    elif want and arr.ndim == len(want) - 1 and spec.batch == "dropped":
+        arr = arr[None]
+    if arr.dtype != np.dtype(spec.dtype):
+        arr = arr.astype(spec.dtype)
+    return np.ascontiguousarray(arr)

@@ -1,0 +1,147 @@
+"""ncnn (param/bin), converted by pnnx, run by the `ncnn` Python package.
+
+ncnn conventions hidden here: blobs are named in0/out0..., the batch axis is dropped (pnnx records which
+axis was batch only in the generated `*_ncnn.py`), pnnx writes fp16 weights and ncnn computes in fp16
+storage by default — both are switched off for fp32 (DESIGN §6)."""
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BackendMissing, ConversionError
+from ..manifest import Precision, TensorSpec
+from ..subproc import run_tool, tail
+from .base import Backend, Converted, Runner, dist_version, restore_output
+
+PNNX_DTYPES = {"float32": "", "float16": "f16", "int64": "i64", "int32": "i32", "int8": "i8", "uint8": "u8"}
+
+
+def fp_options(precision: str) -> dict:
+    fp16 = precision == "fp16"
+    return {"use_fp16_packed": fp16, "use_fp16_storage": fp16, "use_fp16_arithmetic": fp16,
+            "use_bf16_storage": False, "use_int8_inference": False}
+
+
+def pnnx_binary() -> Path | None:
+    spec = importlib.util.find_spec("pnnx")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    exe = Path(list(spec.submodule_search_locations)[0]) / "pnnx"
+    return exe if exe.is_file() else None
+
+
+class NcnnRunner(Runner):
+    def __init__(self, manifest, folder, threads):
+        super().__init__(manifest, folder, threads)
+        import ncnn
+
+        self.net = ncnn.Net()
+        for key, value in manifest.precision.settings.items():
+            setattr(self.net.opt, key, value)
+        if threads:
+            self.net.opt.num_threads = threads
+        if self.net.load_param(str(manifest.file(folder, "param"))) != 0:
+            raise ConversionError("ncnn", f"ncnn cannot load {manifest.files['param']}")
+        if self.net.load_model(str(manifest.file(folder, "bin"))) != 0:
+            raise ConversionError("ncnn", f"ncnn cannot load {manifest.files['bin']}")
+        self._mat = ncnn.Mat
+
+    def _run(self, feeds):
+        with self.net.create_extractor() as ex:
+            for spec in self.inputs:
+                arr = feeds[spec.name]
+                if spec.batch == "dropped":
+                    arr = arr[0]
+                ex.input(spec.backend_name, self._mat(np.ascontiguousarray(arr)).clone())
+            out = {}
+            for spec in self.outputs:
+                ret, mat = ex.extract(spec.backend_name)
+                if ret != 0:
+                    raise ConversionError("ncnn", f"extracting {spec.backend_name} ({spec.name}) failed ({ret})")
+                out[spec.name] = restore_output(np.array(mat), spec, "ncnn")
+        return out
+
+    def close(self):
+        self.net.clear()
+
+
+class NcnnBackend(Backend):
+    name = "ncnn"
+    runtime = "ncnn + pnnx"
+    extra = "ncnn"
+    requires = ("ncnn", "pnnx")
+
+    def install_hint(self):
+        return "pip install 'edgekit[ncnn]' && pip install --no-deps pnnx==20261020"
+
+    def available(self):
+        return importlib.util.find_spec("ncnn") is not None and pnnx_binary() is not None
+
+    def versions(self):
+        return {"ncnn": dist_version("ncnn"), "pnnx": dist_version("pnnx")}
+
+    def convert(self, onnx_path, outdir, inputs, outputs, options):
+        exe = pnnx_binary()
+        if exe is None:
+            raise BackendMissing("ncnn", "the pnnx converter", self.install_hint())
+        work = options.workdir
+        model = work / "model.onnx"  # pnnx writes its outputs next to its input
+        shutil.copyfile(onnx_path, model)
+        shapes = ",".join("[" + ",".join(str(d) for d in s.shape) + "]" + PNNX_DTYPES.get(s.dtype, "") for s in inputs)
+        fp16 = "1" if options.precision == "fp16" else "0"
+        proc = run_tool([str(exe), str(model), f"inputshape={shapes}", f"fp16={fp16}"], cwd=work)
+        param, binf = work / "model.ncnn.param", work / "model.ncnn.bin"
+        if proc.returncode != 0 or not param.is_file() or not binf.is_file():
+            raise ConversionError("ncnn", f"pnnx failed (exit {proc.returncode})", tail(proc.stdout))
+        unsupported = unsupported_layers(param)
+        if unsupported:
+            where = "; ".join(f"{t} (layer {', '.join(names[:3])})" for t, names in unsupported.items())
+            raise ConversionError("ncnn", f"pnnx left ops that ncnn cannot run: {where}", tail(proc.stdout))
+        batch_dropped = _batch_axes(work / "model_ncnn.py")
+        for role, src in (("param", param), ("bin", binf)):
+            shutil.copyfile(src, outdir / f"model.ncnn.{role}")
+        ins = [TensorSpec(s.name, s.dtype, s.shape, f"in{i}", None,
+                          "dropped" if batch_dropped.get(f"in{i}", s.shape[:1] == [1]) else "kept")
+               for i, s in enumerate(inputs)]
+        outs = [TensorSpec(s.name, s.dtype, s.shape, f"out{i}", None,
+                           "dropped" if batch_dropped.get(f"out{i}", False) else "kept")
+                for i, s in enumerate(outputs)]
+        settings = fp_options(options.precision)
+        weights = "fp16" if fp16 == "1" else "fp32"
+        compute = "fp16 storage + arithmetic where the CPU has it" if options.precision == "fp16" else "fp32"
+        return Converted(files={"param": "model.ncnn.param", "bin": "model.ncnn.bin"}, inputs=ins, outputs=outs,
+                         precision=Precision(options.precision, weights, compute, settings), tools=self.versions())
+
+    def load(self, folder, manifest, threads=None):
+        self.require()
+        return NcnnRunner(manifest, folder, threads)
+
+
+def unsupported_layers(param: Path) -> dict[str, list[str]]:
+    """Layer types in a .param file that this ncnn build cannot create (pnnx leaves some ONNX ops as-is)."""
+    import ncnn
+
+    bad: dict[str, list[str]] = {}
+    for line in param.read_text().splitlines()[2:]:
+        parts = line.split()
+        if len(parts) >= 2 and ncnn.layer_to_index(parts[0]) < 0:
+            bad.setdefault(parts[0], []).append(parts[1])
+    return bad
+
+
+def _batch_axes(py: Path) -> dict[str, bool]:
+    """Which blobs pnnx treated as batched, read from the generated test script (batch_index=0)."""
+    if not py.is_file():
+        return {}
+    text = py.read_text()
+    found = {}
+    for m in re.finditer(r'ex\.input\("(in\d+)",\s*ncnn\.Mat\(in\d+\.numpy\(\)(,\s*batch_index=\d+)?\)', text):
+        found[m[1]] = m[2] is not None
+    for m in re.finditer(r'(out\d+)\.numpy\(([^)]*)\)', text):
+        found[m[1]] = "batch_index" in m[2]
+    return found
+BACKEND = NcnnBackend()

@@ -1,0 +1,69 @@
+"""OpenVINO IR (xml/bin), read by OpenVINO's ONNX frontend and saved uncompressed, run on the CPU plugin.
+
+`ov.save_model` compresses weights to fp16 by default and the CPU plugin runs bf16 on CPUs with AVX-512
+bf16 unless told otherwise (PP-OCRv4 det: cosine 0.983 by default, 0.9997 at f32). fp32 here means both are
+off. The model is read with `Core.read_model` rather than `ovc`/`convert_model`, which send telemetry."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..manifest import Precision, TensorSpec
+from .base import Backend, Converted, Runner, dist_version, restore_output
+
+HINT = {"fp32": "f32", "fp16": "f16"}
+
+
+class OpenVinoRunner(Runner):
+    def __init__(self, manifest, folder, threads):
+        super().__init__(manifest, folder, threads)
+        import openvino as ov
+
+        core = ov.Core()
+        config = dict(manifest.precision.settings)
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        self.compiled = core.compile_model(str(manifest.file(folder, "xml")), "CPU", config)
+        self.effective_precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
+        self.request = self.compiled.create_infer_request()
+        self._outputs = [(s, self.compiled.output(s.backend_name)) for s in self.outputs]
+
+    def _run(self, feeds):
+        self.request.infer({s.backend_name: feeds[s.name] for s in self.inputs})
+        return {spec.name: restore_output(np.array(self.request.get_tensor(port).data, copy=True), spec, "openvino")
+                for spec, port in self._outputs}
+
+    def close(self):
+        self.request = None
+        self.compiled = None
+
+
+class OpenVinoBackend(Backend):
+    name = "openvino"
+    runtime = "OpenVINO"
+    extra = "openvino"
+    requires = ("openvino",)
+
+    def versions(self):
+        return {"openvino": dist_version("openvino")}
+
+    def convert(self, onnx_path, outdir, inputs, outputs, options):
+        import openvino as ov
+
+        model = ov.Core().read_model(str(onnx_path))
+        fp16 = options.precision == "fp16"
+        ov.save_model(model, str(outdir / "model.xml"), compress_to_fp16=fp16)
+        ins = [TensorSpec(s.name, s.dtype, s.shape, s.name) for s in inputs]
+        outs = [TensorSpec(s.name, s.dtype, s.shape, s.name) for s in outputs]
+        settings = {"INFERENCE_PRECISION_HINT": HINT[options.precision], "PERFORMANCE_HINT": "LATENCY",
+                    "NUM_STREAMS": 1}
+        compute = "fp32" if not fp16 else "fp16 where the CPU has it (bf16 on AVX-512 bf16 CPUs), else fp32"
+        return Converted(files={"xml": "model.xml", "bin": "model.bin"}, inputs=ins, outputs=outs,
+                         precision=Precision(options.precision, "fp16" if fp16 else "fp32", compute, settings),
+                         tools=self.versions())
+
+    def load(self, folder, manifest, threads=None):
+        self.require()
+        return OpenVinoRunner(manifest, folder, threads)
+
+
+BACKEND = OpenVinoBackend()

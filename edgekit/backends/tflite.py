@@ -1,0 +1,134 @@
+"""TFLite, converted by onnx2tf in a child process (TensorFlow stays out of ours), run by LiteRT.
+
+onnx2tf turns NCHW into NHWC and names outputs Identity, Identity_1, ...; the runner transposes and renames
+back. onnx2tf downloads a calibration .npy when inputs look like images: we write that file into its working
+folder first (from the user's data when given), and give it a copy of the model, which it rewrites in place."""
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+
+import numpy as np
+
+from ..errors import ConversionError
+from ..manifest import Precision, TensorSpec
+from ..subproc import run_tool, tail
+from .base import Backend, Converted, Runner, dist_version, restore_output
+
+CALIBRATION_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
+
+
+class TfliteRunner(Runner):
+    def __init__(self, manifest, folder, threads):
+        super().__init__(manifest, folder, threads)
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(str(manifest.file(folder, "model")), num_threads=threads or None)
+        self.interpreter.allocate_tensors()
+        ins = {d["name"]: d["index"] for d in self.interpreter.get_input_details()}
+        outs = {d["name"]: d["index"] for d in self.interpreter.get_output_details()}
+        self._in = [(s, ins[s.backend_name]) for s in self.inputs]
+        self._out = [(s, outs[s.backend_name]) for s in self.outputs]
+
+    def _run(self, feeds):
+        it = self.interpreter
+        for spec, index in self._in:
+            arr = feeds[spec.name]
+            if spec.layout == "NHWC":
+                arr = np.ascontiguousarray(arr.transpose(0, 2, 3, 1))
+            it.set_tensor(index, arr)
+        it.invoke()
+        return {spec.name: restore_output(it.get_tensor(index), spec, "tflite") for spec, index in self._out}
+
+    def close(self):
+        self.interpreter = None
+
+
+class TfliteBackend(Backend):
+    name = "tflite"
+    runtime = "onnx2tf + LiteRT"
+    extra = "tflite"
+    requires = ("onnx2tf", "ai_edge_litert", "tensorflow")
+
+    def versions(self):
+        return {k: dist_version(k) for k in ("onnx2tf", "tensorflow", "ai-edge-litert")}
+
+    def convert(self, onnx_path, outdir, inputs, outputs, options):
+        work = options.workdir
+        shutil.copyfile(onnx_path, work / "model.onnx")
+        np.save(work / CALIBRATION_FILE, calibration_images(options.calibration))
+        proc = run_tool([sys.executable, "-m", "onnx2tf", "-i", "model.onnx", "-o", "saved", "-n"], cwd=work)
+        which = "float16" if options.precision == "fp16" else "float32"
+        produced = work / "saved" / f"model_{which}.tflite"
+        if proc.returncode != 0 or not produced.is_file():
+            node = re.search(r"onnx_op_name:\s*(\S+)", proc.stdout)
+            op = re.search(r"onnx_op_type:\s*(\S+)", proc.stdout)
+            where = f" at {op[1] + ' ' if op else ''}node {node[1]}" if node else ""
+            raise ConversionError("tflite", f"onnx2tf failed{where} (exit {proc.returncode})",
+                                  tail(_strip_ansi(proc.stdout)))
+        shutil.copyfile(produced, outdir / "model.tflite")
+        ins, outs = map_io(outdir / "model.tflite", inputs, outputs)
+        settings = {"delegate": "XNNPACK (LiteRT default)"}
+        return Converted(files={"model": "model.tflite"}, inputs=ins, outputs=outs,
+                         precision=Precision(options.precision, "fp16" if which == "float16" else "fp32",
+                                             "fp32", settings), tools=self.versions())
+
+    def load(self, folder, manifest, threads=None):
+        self.require()
+        return TfliteRunner(manifest, folder, threads)
+
+
+def calibration_images(calibration: dict | None) -> np.ndarray:
+    """20 NHWC float images in [0, 1] at 128x128, the format onnx2tf wants; from the user's data if given."""
+    import cv2
+
+    if calibration:
+        arr = next(iter(calibration.values()))
+        if arr.ndim == 4 and arr.shape[1] == 3:
+            imgs = arr.transpose(0, 2, 3, 1).astype(np.float32)
+            lo, hi = imgs.min(), imgs.max()
+            imgs = (imgs - lo) / max(hi - lo, 1e-6)
+            imgs = np.stack([cv2.resize(i, (128, 128)) for i in imgs])
+            return np.resize(imgs, (20, 128, 128, 3)).astype(np.float32)
+    from ..harness.inputs import synthetic_image
+
+    return np.stack([synthetic_image(128, 128, seed=i) for i in range(20)]).astype(np.float32) / 255.0
+
+
+def map_io(tflite_path, inputs: list[TensorSpec], outputs: list[TensorSpec]):
+    """Match the .tflite's tensors to the ONNX ones: inputs by name (else order), outputs in order."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(str(tflite_path))
+    tin = it.get_input_details()
+    tout = sorted(it.get_output_details(), key=lambda d: _identity_index(d["name"]))
+    by_name = {d["name"]: d for d in tin}
+    if len(tin) != len(inputs) or len(tout) != len(outputs):
+        raise ConversionError("tflite", f"onnx2tf produced {len(tin)} inputs / {len(tout)} outputs, the ONNX model "
+                                        f"has {len(inputs)} / {len(outputs)}")
+    ins = []
+    for i, spec in enumerate(inputs):
+        d = by_name.get(spec.name) or by_name.get(re.sub(r"[^A-Za-z0-9_]", "_", spec.name)) or tin[i]
+        ins.append(TensorSpec(spec.name, spec.dtype, spec.shape, d["name"], _layout(spec.shape, list(d["shape"]))))
+    outs = [TensorSpec(s.name, s.dtype, s.shape, d["name"], _layout(s.shape, list(d["shape"])))
+            for s, d in zip(outputs, tout)]
+    return ins, outs
+
+
+def _layout(onnx_shape: list, tfl_shape: list) -> str | None:
+    if len(onnx_shape) == 4 and tfl_shape != onnx_shape and tfl_shape == [onnx_shape[i] for i in (0, 2, 3, 1)]:
+        return "NHWC"
+    return None
+
+
+def _identity_index(name: str) -> int:
+    m = re.search(r"Identity(?:_(\d+))?(?::\d+)?$", name)
+    return (int(m[1]) if m and m[1] else 0) if m else 1 << 30
+
+
+def _strip_ansi(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+BACKEND = TfliteBackend()

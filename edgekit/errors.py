@@ -1,0 +1,32 @@
+"""Errors a user can act on. The CLI prints their message as one line and exits with `exit_code`."""
+
+
+class EdgekitError(Exception):
+    """Bad input or an environment problem: one clear line, exit code 2, nothing written."""
+
+    exit_code = 2
+
+
+class BackendMissing(EdgekitError):
+    """A backend's Python package (or converter binary) is not installed."""
+
+    def __init__(self, backend: str, what: str, install: str):
+        super().__init__(f"{backend}: {what} is not installed; install it with: {install}")
+        self.backend = backend
+
+
+class ConversionError(Exception):
+    """An upstream converter failed or produced a model we refuse to call converted."""
+
+    exit_code = 1
+
+    def __init__(self, fmt: str, message: str, log_tail: str = ""):
+        super().__init__(f"{fmt}: {message}")
+        self.format = fmt
+        self.log_tail = log_tail
+
+
+class VerificationFailed(Exception):
+    """A converted model loaded but its outputs disagree with the ONNX Runtime reference."""
+
+    exit_code = 1

@@ -1,0 +1,191 @@
+"""The export flow (DESIGN §5): validate everything first, fix shapes, normalise, convert each format in a
+scratch folder, load the result with its runtime, verify it against ONNX Runtime fp32 on the original model,
+write the manifest, and only then move the artifact into place. A failed format leaves nothing behind."""
+from __future__ import annotations
+
+import datetime
+import shutil
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnx
+
+from . import __version__, backends
+from . import targets as targets_mod
+from .backends.base import ConvertOptions
+from .errors import ConversionError, EdgekitError, VerificationFailed
+from .fsutil import atomic_dir, check_destination, sha256
+from .harness import compare, inputs as inputs_mod
+from .manifest import Manifest, Preprocessing, Verification
+from .onnx import inspect, passes
+from .onnx.load import load_model
+from .onnx.shapes import fix_input_shapes, parse_shape_args, require_static, resolve_input_shapes
+
+PRECISIONS = ("fp32", "fp16")
+
+
+@dataclass
+class ExportResult:
+    format: str
+    path: Path | None = None
+    ok: bool = False
+    manifest: Manifest | None = None
+    error: str | None = None
+    log_tail: str = ""
+    seconds: float = 0.0
+    workdir: Path | None = None
+
+    @property
+    def status(self) -> str:
+        if self.ok:
+            return "ok"
+        return "inaccurate" if self.manifest is not None else "failed"
+
+
+@dataclass
+class Reference:
+    """Verification inputs and the reference outputs (ONNX Runtime fp32 on the original model)."""
+
+    samples: list[dict]
+    outputs: list[dict]
+    source: str
+    shapes: list = field(default_factory=list)
+
+
+def export(model: str | Path, target: str = "all", out: str | Path | None = None,
+           input_shapes: dict | list | None = None, precision: str | None = None, force: bool = False,
+           keep_workdir: bool = False, data: list | None = None, preprocessing: Preprocessing | None = None,
+           labels: list[str] | None = None, samples: int = 2, tolerances: dict | None = None,
+           progress: Callable[[str, str], None] | None = None) -> list[ExportResult]:
+    """Export `model` to every format of `target`; returns one ExportResult per format.
+
+    Bad input (missing/corrupt model, unknown target, bad shapes, missing backend, existing output without
+    `force`) raises EdgekitError before anything is written. Conversion and verification failures are
+    reported per format in the results and leave no artifact."""
+    progress = progress or (lambda fmt, stage: None)
+    model_path = Path(model)
+    plan = targets_mod.resolve(target)
+    precision = precision or plan.precision or "fp32"
+    if precision not in PRECISIONS:
+        raise EdgekitError(f"unknown precision '{precision}'; use one of: {', '.join(PRECISIONS)}")
+    if isinstance(input_shapes, list):
+        input_shapes = parse_shape_args(input_shapes)
+    out_dir = Path(out) if out is not None else Path.cwd()
+    dests = {fmt: out_dir / f"{model_path.stem}_{fmt}" for fmt in plan.formats}
+    for fmt in plan.formats:
+        backends.get(fmt).require()
+    original = load_model(model_path)
+    shapes = resolve_input_shapes(original, input_shapes or {})
+    require_static(shapes, "the converters need static shapes")
+    for dest in dests.values():
+        check_destination(dest, force)
+
+    progress("*", "preparing the model")
+    fixed = fix_input_shapes(original, shapes)
+    normalized, applied = passes.apply(fixed, passes.plan(plan.formats))
+    ins = [s for s in inspect.graph_inputs(normalized)]
+    reference = _reference(original, model_path, ins, data, preprocessing, samples, progress)
+    outs = inspect.graph_outputs(normalized)
+    for spec in outs:  # the reference run knows the true output shapes, whatever inference left dynamic
+        spec.shape = list(reference.outputs[0][spec.name].shape)
+        spec.dtype = reference.outputs[0][spec.name].dtype.name
+    source = {"file": model_path.name, "path": str(model_path.resolve()), "sha256": sha256(model_path),
+              "opset": inspect.opset(original), "producer": inspect.summary(original)["producer"]}
+    options = {"target": target, "precision": precision, "input_shapes": shapes, "threads": plan.threads}
+    tol = dict(tolerances or compare.DEFAULT_TOLERANCES[precision])
+
+    results = []
+    with tempfile.TemporaryDirectory(prefix="edgekit-") as scratch:
+        scratch = Path(scratch)
+        normalized_path = scratch / "normalized.onnx"
+        onnx.save(normalized, str(normalized_path))
+        for fmt in plan.formats:
+            results.append(_export_one(fmt, normalized_path, dests[fmt], scratch, ins, outs, reference, source,
+                                       options, applied, precision, preprocessing, labels, tol, force,
+                                       keep_workdir, progress))
+    return results
+
+
+def _export_one(fmt, normalized_path, dest, scratch, ins, outs, reference, source, options, applied, precision,
+                preprocessing, labels, tol, force, keep_workdir, progress) -> ExportResult:
+    backend = backends.get(fmt)
+    result = ExportResult(fmt)
+    workdir = Path(tempfile.mkdtemp(prefix=f"edgekit-{fmt}-")) if keep_workdir else scratch / fmt
+    workdir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    try:
+        with atomic_dir(dest, force) as tmp:
+            progress(fmt, f"converting with {backend.runtime}")
+            calibration = {k: np.concatenate([s[k] for s in reference.samples]) for k in reference.samples[0]}
+            conv = backend.convert(normalized_path, tmp, [_copy(s) for s in ins], [_copy(s) for s in outs],
+                                   ConvertOptions(precision=precision, workdir=workdir, calibration=calibration))
+            manifest = Manifest(
+                format=fmt, files=conv.files, source=source, inputs=conv.inputs, outputs=conv.outputs,
+                precision=conv.precision, export_options=options,
+                tools={"edgekit": __version__, **conv.tools}, passes=list(applied), preprocessing=preprocessing,
+                labels=labels, created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+            progress(fmt, "verifying against ONNX Runtime")
+            manifest.verification = verify(backend.load(tmp, manifest, threads=options.get("threads")),
+                                           reference, tol, precision)
+            result.manifest = manifest
+            if not manifest.verification.passed:
+                bad = [o for o in manifest.verification.outputs if not o.passed]
+                raise VerificationFailed("; ".join(f"output '{o.name}': cosine {o.cosine:.6f}, max abs error "
+                                                   f"{o.max_abs:.3g}" for o in bad)
+                                         + f" (needs cosine >= {tol['cos']}, max abs <= {tol['atol']} + "
+                                           f"{tol['rtol']} x max|ref|)")
+            manifest.save(tmp)
+        result.ok, result.path = True, dest
+    except ConversionError as e:
+        result.error, result.log_tail = str(e), e.log_tail
+    except VerificationFailed as e:
+        result.error = f"{fmt}: converted but wrong against ONNX Runtime: {e}"
+    except EdgekitError as e:
+        result.error = f"{fmt}: {e}"
+    except Exception as e:  # a converter or runtime crashed in our process: report, keep going
+        result.error = f"{fmt}: {type(e).__name__}: {e}"
+        result.log_tail = traceback.format_exc(limit=4)
+    result.seconds = time.perf_counter() - start
+    if keep_workdir:
+        result.workdir = workdir
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return result
+
+
+def _copy(spec):
+    from dataclasses import replace
+
+    return replace(spec, shape=list(spec.shape))
+
+
+def _reference(original, model_path, ins, data, preprocessing, samples, progress) -> Reference:
+    from .backends.onnxruntime import OrtRunner
+
+    if data:
+        feeds = inputs_mod.load_samples(data, ins, preprocessing)[:max(samples, 1) if samples else None]
+        what = f"{len(feeds)} sample(s) from {', '.join(map(str, data))}"
+    else:
+        feeds, what = [], ""
+        for seed in range(max(samples, 1)):
+            f, what = inputs_mod.generated_inputs(ins, preprocessing, seed)
+            feeds.append(f)
+    progress("*", "running the ONNX Runtime reference")
+    m = Manifest("onnx", {}, {}, ins, inspect.graph_outputs(original), None)
+    ref = OrtRunner(m, None, None, model_bytes=original.SerializeToString())
+    return Reference(feeds, [ref(f) for f in feeds], what, [[list(v.shape) for v in f.values()] for f in feeds])
+
+
+def verify(runner, reference: Reference, tol: dict, precision: str) -> Verification:
+    try:
+        outs = [runner(f) for f in reference.samples]
+    finally:
+        runner.close()
+    checks = compare.check_outputs(reference.outputs, outs, tol)
+    return Verification(passed=all(c.passed for c in checks), precision=precision, inputs=reference.source,
+                        samples=len(reference.samples), tolerances=tol, outputs=checks, shapes=reference.shapes)

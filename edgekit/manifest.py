@@ -1,0 +1,140 @@
+"""The artifact manifest, `edgekit.json`: dataclasses <-> human-readable JSON (DESIGN §4).
+
+The manifest is the truth about an artifact: what it came from, how it was made, how its tensors map to
+the ONNX model's, what precision it really runs at, how its inputs are preprocessed and how it verified."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import EdgekitError
+from .fsutil import atomic_write_text
+
+SCHEMA_VERSION = 1
+MANIFEST_NAME = "edgekit.json"
+
+
+@dataclass
+class TensorSpec:
+    """One ONNX input or output and how the backend sees it."""
+
+    name: str  # the ONNX model's name
+    dtype: str  # numpy dtype name, e.g. "float32"
+    shape: list  # ints for static axes, strings for named dynamic axes
+    backend_name: str | None = None  # name on the backend side (ncnn "in0", TFLite signature key, ...)
+    layout: str | None = None  # None: same layout as ONNX; e.g. "NHWC" when the backend transposed a 4D NCHW tensor
+    batch: str = "kept"  # "kept" or "dropped" (ncnn has no batch axis)
+
+
+@dataclass
+class Precision:
+    """What was asked and what the backend really uses (never silent, DESIGN §6)."""
+
+    requested: str = "fp32"
+    weights: str = "fp32"  # storage type of the weights in the written files
+    compute: str = "fp32"  # arithmetic the runtime is configured for
+    settings: dict = field(default_factory=dict)  # the exact runtime knobs that make it so
+
+
+@dataclass
+class Preprocessing:
+    """How an image becomes the model's input: x = (resize(img)[colour] * scale - mean) / std, then layout."""
+
+    color: str = "rgb"  # channel order the model expects: "rgb" or "bgr"
+    mean: list = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    std: list = field(default_factory=lambda: [1.0, 1.0, 1.0])
+    scale: float = 1.0 / 255.0  # applied to 0..255 pixels before mean/std
+    resize: str = "stretch"  # "stretch", "letterbox" or "keep-ratio-pad-right" (text lines)
+    layout: str = "NCHW"  # layout of the ONNX input
+
+
+@dataclass
+class OutputCheck:
+    name: str
+    shape: list
+    max_abs: float
+    max_rel: float
+    mean_abs: float
+    cosine: float
+    passed: bool
+
+
+@dataclass
+class Verification:
+    passed: bool
+    precision: str  # the precision the check ran at (the deployed one)
+    inputs: str  # where the inputs came from
+    samples: int
+    tolerances: dict
+    outputs: list[OutputCheck] = field(default_factory=list)
+    shapes: list = field(default_factory=list)  # input shapes verified (several for dynamic artifacts)
+
+
+@dataclass
+class Manifest:
+    format: str
+    files: dict  # role -> file name inside the artifact folder
+    source: dict  # file, path, sha256, opset, producer
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    precision: Precision
+    export_options: dict = field(default_factory=dict)
+    tools: dict = field(default_factory=dict)  # tool -> version
+    passes: list[str] = field(default_factory=list)
+    preprocessing: Preprocessing | None = None
+    labels: list[str] | None = None
+    verification: Verification | None = None
+    created: str = ""
+    schema: int = SCHEMA_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=False) + "\n"
+
+    def save(self, folder: Path) -> Path:
+        path = Path(folder) / MANIFEST_NAME
+        atomic_write_text(path, self.to_json())
+        return path
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Manifest":
+        return _build(cls, data)
+
+    @classmethod
+    def load(cls, folder: Path) -> "Manifest":
+        path = Path(folder) / MANIFEST_NAME
+        if not path.is_file():
+            raise EdgekitError(f"{folder}: not an edgekit artifact (no {MANIFEST_NAME})")
+        try:
+            data = json.loads(path.read_text())
+        except ValueError as e:
+            raise EdgekitError(f"{path}: not valid JSON ({e})") from None
+        if data.get("schema", 0) > SCHEMA_VERSION:
+            raise EdgekitError(f"{path}: manifest schema {data['schema']} is newer than this edgekit understands")
+        try:
+            return cls.from_dict(data)
+        except (TypeError, KeyError) as e:
+            raise EdgekitError(f"{path}: malformed manifest ({e})") from None
+
+    def file(self, folder: Path, role: str) -> Path:
+        return Path(folder) / self.files[role]
+
+
+def _build(tp, value):
+    """Rebuild nested dataclasses from plain JSON values using the type hints."""
+    if value is None:
+        return None
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _build(args[0], value)
+    if origin is list:
+        (arg,) = typing.get_args(tp) or (None,)
+        return [_build(arg, v) for v in value] if arg else list(value)
+    if dataclasses.is_dataclass(tp):
+        hints = typing.get_type_hints(tp)
+        known = {f.name for f in dataclasses.fields(tp)}
+        return tp(**{k: _build(hints[k], v) for k, v in value.items() if k in known})
+    return value

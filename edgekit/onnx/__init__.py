@@ -1,0 +1,1 @@
+"""ONNX-side work: safe loading, inspection, shape fixing and normalisation passes."""
