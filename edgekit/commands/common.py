@@ -1,0 +1,72 @@
+"""Options and output pieces shared by several sub-commands."""
+from __future__ import annotations
+
+import contextlib
+import sys
+
+from ..manifest import Preprocessing
+
+
+def add_preprocessing_args(p) -> None:
+    g = p.add_argument_group("preprocessing (stored in the manifest, used by `run IMAGE`, check and pipelines)")
+    g.add_argument("--mean", help="per-channel mean after scaling, e.g. 0.485,0.456,0.406 (or one value)")
+    g.add_argument("--std", help="per-channel std after scaling, e.g. 0.229,0.224,0.225 (or one value)")
+    g.add_argument("--scale", type=float, default=None, help="multiply 0..255 pixels by this first (default 1/255)")
+    order = g.add_mutually_exclusive_group()
+    order.add_argument("--rgb", dest="color", action="store_const", const="rgb", help="the model takes RGB")
+    order.add_argument("--bgr", dest="color", action="store_const", const="bgr", help="the model takes BGR")
+    g.add_argument("--resize", choices=["stretch", "letterbox", "keep-ratio-pad-right"], default=None)
+    g.add_argument("--layout", choices=["NCHW", "NHWC"], default=None, help="the ONNX input's layout")
+
+
+def _floats(text: str | None, n: int = 3) -> list[float] | None:
+    if text is None:
+        return None
+    from ..errors import EdgekitError
+
+    try:
+        vals = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise EdgekitError(f"'{text}' is not a comma list of numbers") from None
+    return vals * n if len(vals) == 1 else vals
+
+
+def preprocessing_from_args(args) -> Preprocessing | None:
+    given = [args.mean, args.std, args.scale, args.color, args.resize, args.layout]
+    if all(v is None for v in given):
+        return None
+    p = Preprocessing()
+    p.mean = _floats(args.mean) or p.mean
+    p.std = _floats(args.std) or p.std
+    p.scale = args.scale if args.scale is not None else p.scale
+    p.color = args.color or p.color
+    p.resize = args.resize or p.resize
+    p.layout = args.layout or p.layout
+    return p
+
+
+def console(stderr: bool = False):
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    # Wide tables when piped to a file or a CI log instead of rich's 80-column default.
+    return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else 160)
+
+
+@contextlib.contextmanager
+def status(message: str):
+    """A spinner on stderr while converters run (plain lines when stderr is not a terminal)."""
+    con = console(stderr=True)
+    if sys.stderr.isatty():
+        with con.status(message) as st:
+            yield lambda text: st.update(text)
+    else:
+        yield lambda text: con.print(text)
+
+
+def fmt_float(v: float | None, digits: int = 6) -> str:
+    if v is None:
+        return "-"
+    if v == float("inf"):
+        return "inf"
+    return f"{v:.{digits}f}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"

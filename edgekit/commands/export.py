@@ -1,0 +1,97 @@
+"""`edgekit export MODEL.onnx --target ncnn|mnn|tflite|openvino|LIST|all|PROFILE`."""
+from __future__ import annotations
+
+import json
+
+from .common import add_preprocessing_args, console, fmt_float, preprocessing_from_args, status
+
+
+def register(sub) -> None:
+    p = sub.add_parser("export", help="convert an ONNX model and verify each result against ONNX Runtime",
+                       description="Convert MODEL.onnx to each target format, load the result with its runtime "
+                       "and verify it against ONNX Runtime fp32. Exit 0 only when every format converted and "
+                       "verified; 1 when one did not; 2 for bad input.")
+    p.add_argument("model", help="the ONNX model")
+    p.add_argument("--target", "-t", default="all",
+                   help="a format (ncnn, mnn, tflite, openvino, onnx), a comma list, 'all', or a device profile "
+                        "(see `edgekit targets`); default: all")
+    p.add_argument("--out", "-o", default=None, help="folder for the artifacts (default: the current folder); "
+                   "each format goes to OUT/<model>_<format>/")
+    p.add_argument("--input-shape", action="append", default=[], metavar="NAME:1x3x48x192",
+                   help="fix an input's shape (repeatable); a dynamic batch axis alone defaults to 1")
+    p.add_argument("--precision", choices=["fp32", "fp16"], default=None, help="default fp32 (or the profile's)")
+    p.add_argument("--force", action="store_true", help="overwrite existing artifacts")
+    p.add_argument("--keep-workdir", action="store_true", help="keep each converter's scratch folder for debugging")
+    p.add_argument("--data", action="append", default=None, metavar="PATH",
+                   help="verification inputs: image files/folders (through the preprocessing) or .npy/.npz")
+    p.add_argument("--samples", type=int, default=2, help="verification samples (default 2)")
+    p.add_argument("--labels", default=None, help="a text file of class labels, one per line, for the manifest")
+    p.add_argument("--json", default=None, metavar="FILE", help="write the results as JSON")
+    add_preprocessing_args(p)
+    p.set_defaults(func=main)
+
+
+def main(args) -> int:
+    from pathlib import Path
+
+    from ..errors import EdgekitError
+    from ..export import export
+
+    labels = None
+    if args.labels:
+        if not Path(args.labels).is_file():
+            raise EdgekitError(f"{args.labels}: no such labels file")
+        labels = [line.strip() for line in Path(args.labels).read_text().splitlines() if line.strip()]
+    with status("preparing") as update:
+        results = export(args.model, target=args.target, out=args.out, input_shapes=args.input_shape,
+                         precision=args.precision, force=args.force, keep_workdir=args.keep_workdir,
+                         data=args.data, preprocessing=preprocessing_from_args(args), labels=labels,
+                         samples=args.samples, progress=lambda fmt, stage: update(f"[{fmt}] {stage}"))
+    print_results(results, Path(args.model).name)
+    if args.json:
+        from ..fsutil import atomic_write_text
+
+        atomic_write_text(Path(args.json), json.dumps([result_dict(r) for r in results], indent=2) + "\n")
+    return 0 if all(r.ok for r in results) else 1
+
+
+def result_dict(r) -> dict:
+    import dataclasses
+
+    return {"format": r.format, "status": r.status, "path": str(r.path) if r.path else None, "error": r.error,
+            "seconds": round(r.seconds, 3), "workdir": str(r.workdir) if r.workdir else None,
+            "manifest": dataclasses.asdict(r.manifest) if r.manifest else None}
+
+
+def print_results(results, model_name: str) -> None:
+    from rich.table import Table
+
+    con = console()
+    table = Table(title=f"edgekit export: {model_name}", title_justify="left")
+    for col in ("format", "status", "precision", "worst cosine", "max abs err", "export s", "artifact"):
+        table.add_column(col, justify="right" if col in ("worst cosine", "max abs err", "export s") else "left")
+    for r in results:
+        v = r.manifest.verification if r.manifest else None
+        cos = min((o.cosine for o in v.outputs), default=None) if v else None
+        err = max((o.max_abs for o in v.outputs), default=None) if v else None
+        style = {"ok": "green", "inaccurate": "yellow", "failed": "red"}[r.status]
+        prec = f"{r.manifest.precision.weights}/{r.manifest.precision.compute}" if r.manifest else "-"
+        table.add_row(r.format, f"[{style}]{r.status}[/]", prec, fmt_float(cos), fmt_float(err),
+                      f"{r.seconds:.1f}", str(r.path) if r.path else "-")
+    con.print(table)
+    for r in results:
+        if r.manifest and r.manifest.verification:
+            v = r.manifest.verification
+            if len(v.outputs) > 1:
+                for o in v.outputs:
+                    con.print(f"  {r.format} {o.name}: cosine {fmt_float(o.cosine)} max abs {fmt_float(o.max_abs)}")
+    first = next((r for r in results if r.manifest and r.manifest.verification), None)
+    if first:
+        con.print(f"verified on: {first.manifest.verification.inputs}")
+    for r in results:
+        if r.error:
+            con.print(f"[red]{r.error}[/]")
+            if r.log_tail:
+                con.print(r.log_tail, markup=False, style="dim")
+            if r.workdir:
+                con.print(f"  scratch folder kept: {r.workdir}")

@@ -1,0 +1,91 @@
+"""`edgekit inspect MODEL.onnx|ARTIFACT`: what a model takes and gives, and what an artifact really is."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("inspect", help="inputs/outputs, opset and ops of a model; manifest summary of an artifact")
+    p.add_argument("path", help="an .onnx file or an artifact folder")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.set_defaults(func=main)
+
+
+def main(args) -> int:
+    import dataclasses
+    import json
+
+    from ..errors import EdgekitError
+    from ..manifest import MANIFEST_NAME, Manifest
+    from ..onnx import inspect
+    from ..onnx.load import load_model
+
+    path = Path(args.path)
+    if path.is_dir():
+        if not (path / MANIFEST_NAME).is_file():
+            raise EdgekitError(f"{path}: not an edgekit artifact (no {MANIFEST_NAME})")
+        m = Manifest.load(path)
+        if args.json:
+            print(m.to_json())
+        else:
+            print_manifest(path, m)
+        return 0
+    model = load_model(path)
+    info = inspect.summary(model)
+    if args.json:
+        info = {**info, "inputs": [dataclasses.asdict(s) for s in info["inputs"]],
+                "outputs": [dataclasses.asdict(s) for s in info["outputs"]]}
+        print(json.dumps(info, indent=2))
+        return 0
+    from .common import console
+
+    con = console()
+    con.print(f"[bold]{path.name}[/]  producer: {info['producer'] or '-'}  opset {info['opset']}  "
+              f"IR {info['ir_version']}  {info['nodes']} nodes  {info['parameters']:,} parameters")
+    con.print(tensor_table("inputs", info["inputs"]))
+    con.print(tensor_table("outputs", info["outputs"]))
+    con.print("ops: " + ", ".join(f"{op} x{n}" for op, n in info["ops"].items()))
+    return 0
+
+
+def tensor_table(title, specs, backend=False):
+    from rich.table import Table
+
+    from ..onnx.shapes import format_shape
+
+    t = Table(title=title, title_justify="left")
+    for col in ["name", "dtype", "shape"] + (["backend name", "layout", "batch"] if backend else []):
+        t.add_column(col)
+    for s in specs:
+        row = [s.name, s.dtype, format_shape(s.shape)]
+        if backend:
+            row += [s.backend_name or "-", s.layout or "same", s.batch]
+        t.add_row(*row)
+    return t
+
+
+def print_manifest(path: Path, m) -> None:
+    from .common import console, fmt_float
+
+    con = console()
+    p = m.precision
+    con.print(f"[bold]{path}[/]: {m.format} artifact of {m.source.get('file')} (opset {m.source.get('opset')}, "
+              f"sha256 {m.source.get('sha256', '')[:12]})")
+    con.print("files: " + ", ".join(f"{k}={v}" for k, v in m.files.items()))
+    con.print(f"precision: asked {p.requested}; weights {p.weights}, compute {p.compute}; settings {p.settings}")
+    con.print("tools: " + ", ".join(f"{k} {v}" for k, v in m.tools.items()))
+    if m.passes:
+        con.print("passes: " + ", ".join(m.passes))
+    con.print(tensor_table("inputs", m.inputs, backend=True))
+    con.print(tensor_table("outputs", m.outputs, backend=True))
+    if m.preprocessing:
+        pp = m.preprocessing
+        con.print(f"preprocessing: {pp.color.upper()}, x*{pp.scale:.6g} - mean {pp.mean} / std {pp.std}, "
+                  f"resize {pp.resize}, layout {pp.layout}")
+    v = m.verification
+    if v:
+        verdict = "[green]PASS[/]" if v.passed else "[red]FAIL[/]"
+        con.print(f"verification: {verdict} at {v.precision} on {v.samples} sample(s) ({v.inputs})")
+        for o in v.outputs:
+            con.print(f"  {o.name}: cosine {fmt_float(o.cosine)}  max abs {fmt_float(o.max_abs)}  "
+                      f"mean abs {fmt_float(o.mean_abs)}  {'ok' if o.passed else 'FAIL'}")

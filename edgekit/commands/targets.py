@@ -1,0 +1,35 @@
+"""`edgekit targets`: the formats (installed or not, with versions) and the device profiles."""
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("targets", help="list formats (installed?, versions) and device profiles")
+    p.set_defaults(func=main)
+
+
+def main(args) -> int:
+    from rich.table import Table
+
+    from .. import backends
+    from ..targets import PROFILE_DIR, profiles
+    from .common import console
+
+    con = console()
+    t = Table(title="formats", title_justify="left")
+    for col in ("format", "runtime", "installed", "versions", "install with"):
+        t.add_column(col)
+    for fmt in backends.REGISTRY:
+        b = backends.get(fmt)
+        ok = b.available()
+        versions = ", ".join(f"{k} {v}" for k, v in b.versions().items() if v) if ok else "-"
+        t.add_row(fmt, b.runtime, "[green]yes[/]" if ok else "[red]no[/]", versions, "" if ok else b.install_hint())
+    con.print(t)
+    t = Table(title=f"device profiles ({PROFILE_DIR})", title_justify="left")
+    for col in ("profile", "arch", "cores", "formats (preferred first)", "precision", "threads", "device needs"):
+        t.add_column(col)
+    for name, p in profiles().items():
+        t.add_row(name, p.arch, str(p.cores), ", ".join(p.formats), p.precision, str(p.threads or "auto"),
+                  " ".join(p.requirements))
+    con.print(t)
+    con.print("use a profile with: edgekit export MODEL.onnx --target <profile>")
+    return 0
