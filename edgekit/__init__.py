@@ -7,13 +7,23 @@
 """
 __version__ = "0.1.0"
 
-__all__ = ["export", "load", "__version__"]
+__all__ = ["bench", "export", "import_tflite", "load", "__version__"]
 
 
-def export(*args, **kwargs):
-    from .export import export as _export
+# Imported eagerly: `edgekit.export` must stay the function even after the `edgekit.export` module loads.
+from .export import export  # noqa: E402
 
-    return _export(*args, **kwargs)
+
+def import_tflite(*args, **kwargs):
+    from .importer import import_tflite as _import_tflite
+
+    return _import_tflite(*args, **kwargs)
+
+
+def bench(*args, **kwargs):
+    from .bench import bench as _bench
+
+    return _bench(*args, **kwargs)
 
 
 def load(*args, **kwargs):

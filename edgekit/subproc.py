@@ -27,5 +27,5 @@ def run_python(code: str, cwd, timeout: float = 1800, env: dict | None = None) -
     return run_tool([sys.executable, "-c", code], cwd, timeout, env)
 
 
-def tail(text: str, lines: int = 25) -> str:
+def tail(text: str, lines: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])

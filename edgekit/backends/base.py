@@ -89,6 +89,11 @@ class Runner:
     def precision(self) -> Precision:
         return self.manifest.precision
 
+    @property
+    def effective_precision(self) -> str:
+        """The arithmetic the runtime reports it uses (backends that can ask their runtime override this)."""
+        return self.manifest.precision.compute
+
     def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.run(feeds)
 

@@ -23,9 +23,14 @@ class OpenVinoRunner(Runner):
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         self.compiled = core.compile_model(str(manifest.file(folder, "xml")), "CPU", config)
-        self.effective_precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
+        hint = self.compiled.get_property("INFERENCE_PRECISION_HINT")  # what the plugin really chose
+        self._effective = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
         self.request = self.compiled.create_infer_request()
         self._outputs = [(s, self.compiled.output(s.backend_name)) for s in self.outputs]
+
+    @property
+    def effective_precision(self) -> str:
+        return self._effective
 
     def _run(self, feeds):
         self.request.infer({s.backend_name: feeds[s.name] for s in self.inputs})

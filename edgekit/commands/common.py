@@ -56,12 +56,14 @@ def console(stderr: bool = False):
 @contextlib.contextmanager
 def status(message: str):
     """A spinner on stderr while converters run (plain lines when stderr is not a terminal)."""
+    from rich.markup import escape
+
     con = console(stderr=True)
     if sys.stderr.isatty():
         with con.status(message) as st:
-            yield lambda text: st.update(text)
+            yield lambda text: st.update(escape(text))
     else:
-        yield lambda text: con.print(text)
+        yield lambda text: con.print(text, markup=False)
 
 
 def fmt_float(v: float | None, digits: int = 6) -> str:

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Install edgekit with every backend (and, with "test", the test dependencies) into the current Python.
+# pnnx (the ONNX -> ncnn converter) is installed with --no-deps: its wheel declares torch, which
+# converting ONNX does not need (and which would pull several GB).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${1:-all,demo}"
+python3 -m pip install --disable-pip-version-check -q -e ".[${extras}]"
+python3 -m pip install --disable-pip-version-check -q --no-deps "pnnx==20261020"
+python3 -c "import edgekit, onnxruntime, ncnn, MNN, openvino, ai_edge_litert" >/dev/null 2>&1 \
+  && echo "edgekit installed with all backends" || { echo "install incomplete" >&2; exit 1; }
