@@ -21,7 +21,7 @@ def import_tflite(*args, **kwargs):
 
 
 def bench(*args, **kwargs):
-    from .bench import bench as _bench
+    from .harness.bench import bench as _bench
 
     return _bench(*args, **kwargs)
 

@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "edgekit.commands.inspect",
     "edgekit.commands.targets",
     "edgekit.commands.demo",
+    "edgekit.commands.bench",
 ]
 
 
