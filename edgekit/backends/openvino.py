@@ -2,8 +2,14 @@
 
 `ov.save_model` compresses weights to fp16 by default and the CPU plugin runs bf16 on CPUs with AVX-512
 bf16 unless told otherwise (PP-OCRv4 det: cosine 0.983 by default, 0.9997 at f32). fp32 here means both are
-off. The model is read with `Core.read_model` rather than `ovc`/`convert_model`, which send telemetry."""
+off. The model is read with `Core.read_model` rather than `ovc`/`convert_model`.
+
+Telemetry: `import openvino` itself starts OpenVINO's telemetry (ovc's __init__ sends an event to Google
+Analytics). Every place that imports `openvino_telemetry` falls back to OpenVINO's own stub when that import
+fails, so `openvino_module()` makes it fail before openvino is first imported in the process."""
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 
@@ -13,10 +19,19 @@ from .base import Backend, Converted, Runner, dist_version, restore_output
 HINT = {"fp32": "f32", "fp16": "f16"}
 
 
+def openvino_module():
+    """`import openvino` with its telemetry switched off (see the module docstring)."""
+    if "openvino" not in sys.modules:
+        sys.modules.setdefault("openvino_telemetry", None)
+    import openvino
+
+    return openvino
+
+
 class OpenVinoRunner(Runner):
     def __init__(self, manifest, folder, threads):
         super().__init__(manifest, folder, threads)
-        import openvino as ov
+        ov = openvino_module()
 
         core = ov.Core()
         config = dict(manifest.precision.settings)
@@ -52,7 +67,7 @@ class OpenVinoBackend(Backend):
         return {"openvino": dist_version("openvino")}
 
     def convert(self, onnx_path, outdir, inputs, outputs, options):
-        import openvino as ov
+        ov = openvino_module()
 
         model = ov.Core().read_model(str(onnx_path))
         fp16 = options.precision == "fp16"

@@ -64,6 +64,7 @@ def result_dict(r) -> dict:
 
 
 def print_results(results, model_name: str) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     con = console()
@@ -77,20 +78,20 @@ def print_results(results, model_name: str) -> None:
         style = {"ok": "green", "inaccurate": "yellow", "failed": "red"}[r.status]
         prec = f"{r.manifest.precision.weights}/{r.manifest.precision.compute}" if r.manifest else "-"
         table.add_row(r.format, f"[{style}]{r.status}[/]", prec, fmt_float(cos), fmt_float(err),
-                      f"{r.seconds:.1f}", str(r.path) if r.path else "-")
+                      f"{r.seconds:.1f}", escape(str(r.path)) if r.path else "-")
     con.print(table)
     for r in results:
         if r.manifest and r.manifest.verification:
             v = r.manifest.verification
             if len(v.outputs) > 1:
                 for o in v.outputs:
-                    con.print(f"  {r.format} {o.name}: cosine {fmt_float(o.cosine)} max abs {fmt_float(o.max_abs)}")
+                    con.print(f"  {r.format} {escape(o.name)}: cosine {fmt_float(o.cosine)} max abs {fmt_float(o.max_abs)}")
     first = next((r for r in results if r.manifest and r.manifest.verification), None)
     if first:
-        con.print(f"verified on: {first.manifest.verification.inputs}")
+        con.print(f"verified on: {first.manifest.verification.inputs}", markup=False)
     for r in results:
         if r.error:
-            con.print(f"[red]{r.error}[/]")
+            con.print(r.error, style="red", markup=False)
             if r.log_tail:
                 con.print(r.log_tail, markup=False, style="dim")
             if r.workdir:

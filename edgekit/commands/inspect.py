@@ -49,6 +49,7 @@ def main(args) -> int:
 
 
 def tensor_table(title, specs, backend=False):
+    from rich.markup import escape
     from rich.table import Table
 
     from ..onnx.shapes import format_shape
@@ -57,9 +58,9 @@ def tensor_table(title, specs, backend=False):
     for col in ["name", "dtype", "shape"] + (["backend name", "layout", "batch"] if backend else []):
         t.add_column(col)
     for s in specs:
-        row = [s.name, s.dtype, format_shape(s.shape)]
+        row = [escape(s.name), s.dtype, format_shape(s.shape)]
         if backend:
-            row += [s.backend_name or "-", s.layout or "same", s.batch]
+            row += [escape(s.backend_name or "-"), s.layout or "same", s.batch]
         t.add_row(*row)
     return t
 

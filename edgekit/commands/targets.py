@@ -8,6 +8,7 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
+    from rich.markup import escape
     from rich.table import Table
 
     from .. import backends
@@ -22,14 +23,14 @@ def main(args) -> int:
         b = backends.get(fmt)
         ok = b.available()
         versions = ", ".join(f"{k} {v}" for k, v in b.versions().items() if v) if ok else "-"
-        t.add_row(fmt, b.runtime, "[green]yes[/]" if ok else "[red]no[/]", versions, "" if ok else b.install_hint())
+        t.add_row(fmt, b.runtime, "[green]yes[/]" if ok else "[red]no[/]", versions, "" if ok else escape(b.install_hint()))
     con.print(t)
     t = Table(title=f"device profiles ({PROFILE_DIR})", title_justify="left")
     for col in ("profile", "arch", "cores", "formats (preferred first)", "precision", "threads", "device needs"):
         t.add_column(col)
     for name, p in profiles().items():
         t.add_row(name, p.arch, str(p.cores), ", ".join(p.formats), p.precision, str(p.threads or "auto"),
-                  " ".join(p.requirements))
+                  escape(" ".join(p.requirements)))
     con.print(t)
     con.print("use a profile with: edgekit export MODEL.onnx --target <profile>")
     return 0

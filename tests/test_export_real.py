@@ -1,0 +1,59 @@
+"""The acceptance matrix of the core: the three PP-OCR models (from rapidocr-onnxruntime) on every format,
+verified on rendered text images. Each model is converted once per session (tests/conftest.py)."""
+import numpy as np
+import pytest
+
+import edgekit
+from edgekit.fixtures import OCR_MODELS
+from tests.conftest import FORMATS
+
+# Cells that must convert and verify. A cell outside this set may fail, but only loudly (see below).
+MUST_PASS = {(m, f) for m in OCR_MODELS for f in FORMATS}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("model", sorted(OCR_MODELS))
+def test_ocr_model_exports_and_verifies(ocr_exports, model, fmt):
+    r = ocr_exports(model)[fmt]
+    if (model, fmt) in MUST_PASS:
+        assert r.ok, f"{model} -> {fmt}: {r.error}\n{r.log_tail}"
+    if r.ok:
+        v = r.manifest.verification
+        assert v.passed and v.precision == "fp32" and v.samples == 3
+        assert "text-" in v.inputs  # rendered text images, not noise
+        for o in v.outputs:
+            assert o.cosine >= 0.999, o
+        assert (r.path / "edgekit.json").is_file()
+    else:  # never a silent wrong artifact: a precise message and nothing on disk
+        assert r.error.startswith(f"{fmt}:") and r.path is None
+        assert any(k in r.error for k in ("node", "layer", "cosine", "op")), r.error
+
+
+@pytest.mark.parametrize("model", sorted(OCR_MODELS))
+def test_runners_agree_with_onnxruntime_on_a_fresh_image(ocr_exports, model):
+    """Beyond the export's own check: a new image through each loaded artifact matches the reference."""
+    from edgekit.fixtures import render_text_line, render_text_page
+    from edgekit.harness.compare import metrics
+    from edgekit.harness.inputs import preprocess
+
+    fx = OCR_MODELS[model]
+    results = [r for r in ocr_exports(model).values() if r.ok]
+    assert results
+    img = render_text_page(seed=7) if fx.kind == "text-page" else render_text_line("Checked on 4 backends")
+    runner0 = edgekit.load(results[0].path)
+    x = preprocess(img, runner0.inputs[0], fx.preprocessing)
+    ref = edgekit.load(fx.path)({"x": x})
+    for r in results:
+        out = edgekit.load(r.path, threads=2)({"x": x})
+        for name, arr in ref.items():
+            assert out[name].shape == arr.shape
+            assert metrics(arr, out[name]).cosine >= 0.999, (r.format, name)
+    if model == "ppocr-cls":  # a class output: the decision agrees too
+        assert np.argmax(out[name]) == np.argmax(arr)
+
+
+def test_precision_really_used_is_recorded(ocr_exports):
+    for r in ocr_exports("ppocr-cls").values():
+        if r.ok:
+            p = r.manifest.precision
+            assert (p.requested, p.weights, p.compute) == ("fp32", "fp32", "fp32"), r.format
