@@ -131,7 +131,7 @@ class Measurement:
 
 def block_size(per_call_s: float, plan: TimingPlan) -> int:
     if per_call_s <= 0 or not math.isfinite(per_call_s):
-        return plan.max_block
+        return 1  # nothing known yet (no warm-up): one call, then size from what it took
     return int(min(plan.max_block, max(1, round(plan.block_seconds / per_call_s))))
 
 
@@ -185,6 +185,8 @@ def measure(subjects: dict[str, Callable[[], object]], plan: TimingPlan | None =
                 m.samples.append(clock() - t0)
                 if plan.gap_ms:
                     sleep(plan.gap_ms / 1e3)
+                if plan.max_seconds is not None and m.timed >= plan.max_seconds:
+                    break
             m.blocks += 1
             schedule.append((rnd, name, k))
         active = [n for n in active if not done(res[n])]
