@@ -52,8 +52,9 @@ METHODOLOGY = {
                  "inside the timed region. ncnn's openmp_blocktime is left at the artifact's setting (20 ms); "
                  "gap_ms > 0 measures sporadic inference instead, where every backend pays its wake-up.",
     "threads": "the same thread count is given to every backend (ONNX Runtime intra-op threads with inter-op 1, "
-               "ncnn num_threads, MNN numThread, LiteRT num_threads, OpenVINO INFERENCE_NUM_THREADS); no thread "
-               "pinning by edgekit; the process's CPU affinity is recorded",
+               "ncnn num_threads, MNN numThread, LiteRT num_threads, OpenVINO INFERENCE_NUM_THREADS with one stream "
+               "and the latency hint); edgekit pins no threads (OpenVINO's CPU plugin pins its own by default, "
+               "ENABLE_CPU_PINNING, as benchmark_app does); the process's CPU affinity and load are recorded",
     "statistics": "min, median, mean, p90, p99 (linear interpolation between ranks), max, sample std (ddof=1), "
                   "cv = std/mean, throughput = samples / their total time (sequential, one request at a time), "
                   "95% confidence interval of the median from order statistics",

@@ -255,7 +255,7 @@ def svg_boxplot(groups: list[tuple[str, list[float]]], title: str = "Latency dis
     return "".join(parts)
 
 
-def svg_bars(report, title: str = "Median latency by format and thread count (ms, 95% CI)") -> str:
+def svg_bars(report, title: str = "Median latency, ms (whisker: 95% CI of the median)") -> str:
     timed = [r for r in report.results if r.stats]
     if not timed:
         return ""
@@ -265,7 +265,7 @@ def svg_bars(report, title: str = "Median latency by format and thread count (ms
     vmax = _nice_max(max(max(r.stats["median_ci95"][1], r.stats["median"]) for r in timed) * 1.1)
     left, top, bottom = 60, 40, 60
     group_w = max(60, 22 * len(threads) + 30)
-    width = max(420, left + group_w * len(labels) + 20)
+    width = max(480, left + group_w * len(labels) + 20)
     height = 320
     plot_h = height - top - bottom
     y = lambda v: top + plot_h * (1 - min(v, vmax) / vmax)  # noqa: E731
