@@ -22,7 +22,8 @@ from .errors import ConversionError, EdgekitError, VerificationFailed
 from .fsutil import atomic_dir, check_destination, sha256
 from .harness import compare, inputs as inputs_mod
 from .manifest import Manifest, Preprocessing, Verification
-from .onnx import inspect, passes
+from .onnx import inspect
+from .onnx import passes as passes_mod
 from .onnx.load import load_model
 from .onnx.shapes import fix_input_shapes, parse_shape_args, require_static, resolve_input_shapes
 
@@ -61,8 +62,12 @@ def export(model: str | Path, target: str = "all", out: str | Path | None = None
            input_shapes: dict | list | None = None, precision: str | None = None, force: bool = False,
            keep_workdir: bool = False, data: list | None = None, preprocessing: Preprocessing | None = None,
            labels: list[str] | None = None, samples: int = 2, tolerances: dict | None = None,
-           progress: Callable[[str, str], None] | None = None) -> list[ExportResult]:
+           progress: Callable[[str, str], None] | None = None,
+           passes: list[str] | None = None, keep_inaccurate: bool = False) -> list[ExportResult]:
     """Export `model` to every format of `target`; returns one ExportResult per format.
+
+    `passes`: the normalisation passes to run (names from `edgekit.onnx.passes.REGISTRY`); None runs the ones
+    the target's backends declare, [] hands the converters the shape-fixed model untouched (raw converters).
 
     Bad input (missing/corrupt model, unknown target, bad shapes, missing backend, existing output without
     `force`) raises EdgekitError before anything is written. Conversion and verification failures are
@@ -87,10 +92,11 @@ def export(model: str | Path, target: str = "all", out: str | Path | None = None
 
     progress("*", "preparing the model")
     fixed = fix_input_shapes(original, shapes)
-    normalized, applied = passes.apply(fixed, passes.plan(plan.formats))
-    ins = [s for s in inspect.graph_inputs(normalized)]
+    # Each format gets the passes its backend declares (one normalised model per distinct pass list).
+    wanted = {fmt: passes_mod.plan([fmt]) if passes is None else list(passes) for fmt in plan.formats}
+    ins = [s for s in inspect.graph_inputs(fixed)]
     reference = _reference(original, model_path, ins, data, preprocessing, samples, progress)
-    outs = inspect.graph_outputs(normalized)
+    outs = inspect.graph_outputs(fixed)
     for spec in outs:  # the reference run knows the true output shapes, whatever inference left dynamic
         spec.shape = list(reference.outputs[0][spec.name].shape)
         spec.dtype = reference.outputs[0][spec.name].dtype.name
@@ -102,17 +108,25 @@ def export(model: str | Path, target: str = "all", out: str | Path | None = None
     results = []
     with tempfile.TemporaryDirectory(prefix="edgekit-") as scratch:
         scratch = Path(scratch)
-        normalized_path = scratch / "normalized.onnx"
-        onnx.save(normalized, str(normalized_path))
+        normalized_models: dict[tuple, tuple[Path, list[str]]] = {}
         for fmt in plan.formats:
+            key = tuple(wanted[fmt])
+            if key not in normalized_models:
+                copy = onnx.ModelProto()
+                copy.CopyFrom(fixed)
+                normalized, applied = passes_mod.apply(copy, list(key))
+                normalized_path = scratch / f"normalized-{len(normalized_models)}.onnx"
+                onnx.save(normalized, str(normalized_path))
+                normalized_models[key] = (normalized_path, applied)
+            normalized_path, applied = normalized_models[key]
             results.append(_export_one(fmt, normalized_path, dests[fmt], scratch, ins, outs, reference, source,
                                        options, applied, precision, preprocessing, labels, tol, force,
-                                       keep_workdir, progress))
+                                       keep_workdir, keep_inaccurate, progress))
     return results
 
 
 def _export_one(fmt, normalized_path, dest, scratch, ins, outs, reference, source, options, applied, precision,
-                preprocessing, labels, tol, force, keep_workdir, progress) -> ExportResult:
+                preprocessing, labels, tol, force, keep_workdir, keep_inaccurate, progress) -> ExportResult:
     backend = backends.get(fmt)
     result = ExportResult(fmt)
     workdir = Path(tempfile.mkdtemp(prefix=f"edgekit-{fmt}-")) if keep_workdir else scratch / fmt
@@ -130,17 +144,16 @@ def _export_one(fmt, normalized_path, dest, scratch, ins, outs, reference, sourc
                 tools={"edgekit": __version__, **conv.tools}, passes=list(applied), preprocessing=preprocessing,
                 labels=labels, created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
             progress(fmt, "verifying against ONNX Runtime")
-            manifest.verification = verify(backend.load(tmp, manifest, threads=options.get("threads")),
-                                           reference, tol, precision)
+            runner = backend.load(tmp, manifest, threads=options.get("threads"))
+            manifest.precision.compute = runner.effective_precision  # what the runtime really chose
+            manifest.verification = verify(runner, reference, tol, precision)
             result.manifest = manifest
-            if not manifest.verification.passed:
-                bad = [o for o in manifest.verification.outputs if not o.passed]
-                raise VerificationFailed("; ".join(f"output '{o.name}': cosine {o.cosine:.6f}, max abs error "
-                                                   f"{o.max_abs:.3g}" for o in bad)
-                                         + f" (needs cosine >= {tol['cos']}, max abs <= {tol['atol']} + "
-                                           f"{tol['rtol']} x max|ref|)")
-            manifest.save(tmp)
-        result.ok, result.path = True, dest
+            if not manifest.verification.passed and not keep_inaccurate:
+                raise VerificationFailed(_failures(manifest, tol))
+            manifest.save(tmp)  # an inaccurate artifact is kept only on request, marked failing, for --bisect
+        result.ok, result.path = manifest.verification.passed, dest
+        if not result.ok:
+            result.error = f"{fmt}: converted but wrong against ONNX Runtime (kept as asked): " + _failures(manifest, tol)
     except ConversionError as e:
         result.error, result.log_tail = str(e), e.log_tail
     except VerificationFailed as e:
@@ -156,6 +169,13 @@ def _export_one(fmt, normalized_path, dest, scratch, ins, outs, reference, sourc
     else:
         shutil.rmtree(workdir, ignore_errors=True)
     return result
+
+
+def _failures(manifest, tol) -> str:
+    bad = [o for o in manifest.verification.outputs if not o.passed]
+    return ("; ".join(f"output '{o.name}': cosine {o.cosine:.6f}, max abs error {o.max_abs:.3g}" for o in bad)
+            + f" (needs cosine >= {tol['cos']}, max abs <= {tol['atol']} + {tol['rtol']} x max|ref|; "
+              f"`edgekit check --bisect` finds the node)")
 
 
 def _copy(spec):

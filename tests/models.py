@@ -39,3 +39,25 @@ def conv_net(batch="N", h=16, w=16, seed=0) -> onnx.ModelProto:
 def save(model: onnx.ModelProto, path) -> str:
     onnx.save(model, str(path))
     return str(path)
+
+
+def offset_net(offset: float = 1000.0) -> onnx.ModelProto:
+    """x[1,3,8,8] -> conv -> +offset -> conv -> -offset -> relu. Exact in fp32; in bf16/fp16 the stored
+    `+offset` tensor keeps only ~3 significant digits, so the node that subtracts the offset (`sub_offset`) is
+    the first whose output loses the signal. A known divergence for bisect to find."""
+    rng = np.random.default_rng(3)
+    eye = np.eye(3, dtype=np.float32).reshape(3, 3, 1, 1)
+    nodes = [
+        helper.make_node("Conv", ["x", "w0"], ["c0"], name="conv_in", pads=[1, 1, 1, 1]),
+        helper.make_node("Add", ["c0", "off"], ["a"], name="add_offset"),
+        helper.make_node("Conv", ["a", "eye"], ["c1"], name="conv_mid"),
+        helper.make_node("Sub", ["c1", "off"], ["s"], name="sub_offset"),
+        helper.make_node("Relu", ["s"], ["y"], name="relu_out"),
+    ]
+    inits = [_init("w0", rng.normal(0, 0.3, (3, 3, 3, 3))), _init("eye", eye), _init("off", [offset])]
+    graph = helper.make_graph(nodes, "offset_net",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="edgekit-tests")
+    model.ir_version = 8
+    return model

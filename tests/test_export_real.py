@@ -19,7 +19,7 @@ def test_ocr_model_exports_and_verifies(ocr_exports, model, fmt):
         assert r.ok, f"{model} -> {fmt}: {r.error}\n{r.log_tail}"
     if r.ok:
         v = r.manifest.verification
-        assert v.passed and v.precision == "fp32" and v.samples == 3
+        assert v.passed and v.precision == "fp32" and v.samples >= 2
         assert "text-" in v.inputs  # rendered text images, not noise
         for o in v.outputs:
             assert o.cosine >= 0.999, o

@@ -39,7 +39,8 @@ class OpenVinoRunner(Runner):
             config["INFERENCE_NUM_THREADS"] = threads
         self.compiled = core.compile_model(str(manifest.file(folder, "xml")), "CPU", config)
         hint = self.compiled.get_property("INFERENCE_PRECISION_HINT")  # what the plugin really chose
-        self._effective = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
+        name = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
+        self._effective = {"f32": "fp32", "f16": "fp16"}.get(name, name)
         self.request = self.compiled.create_infer_request()
         self._outputs = [(s, self.compiled.output(s.backend_name)) for s in self.outputs]
 

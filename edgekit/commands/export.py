@@ -22,6 +22,9 @@ def register(sub) -> None:
     p.add_argument("--precision", choices=["fp32", "fp16"], default=None, help="default fp32 (or the profile's)")
     p.add_argument("--force", action="store_true", help="overwrite existing artifacts")
     p.add_argument("--keep-workdir", action="store_true", help="keep each converter's scratch folder for debugging")
+    p.add_argument("--keep-inaccurate", action="store_true",
+                   help="keep an artifact that converted but failed verification (marked failing in its manifest; "
+                        "exit code stays 1) so `edgekit check --bisect` can find the diverging node")
     p.add_argument("--data", action="append", default=None, metavar="PATH",
                    help="verification inputs: image files/folders (through the preprocessing) or .npy/.npz")
     p.add_argument("--samples", type=int, default=2, help="verification samples (default 2)")
@@ -46,7 +49,8 @@ def main(args) -> int:
         results = export(args.model, target=args.target, out=args.out, input_shapes=args.input_shape,
                          precision=args.precision, force=args.force, keep_workdir=args.keep_workdir,
                          data=args.data, preprocessing=preprocessing_from_args(args), labels=labels,
-                         samples=args.samples, progress=lambda fmt, stage: update(f"[{fmt}] {stage}"))
+                         samples=args.samples, keep_inaccurate=args.keep_inaccurate,
+                         progress=lambda fmt, stage: update(f"[{fmt}] {stage}"))
     print_results(results, Path(args.model).name)
     if args.json:
         from ..fsutil import atomic_write_text
