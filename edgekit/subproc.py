@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
-# Every child gets these: no telemetry, no update checks, quiet TensorFlow.
+# Every child gets these: quiet TensorFlow on the CPU, and no pip index for tools that try to install things.
 QUIET_ENV = {
     "TF_CPP_MIN_LOG_LEVEL": "2",
     "TF_ENABLE_ONEDNN_OPTS": "0",
     "CUDA_VISIBLE_DEVICES": "-1",
-    "OPENVINO_TELEMETRY_DISABLE": "1",
     "PIP_NO_INDEX": "1",  # a tool that tries to pip-install something at run time fails fast instead
     "PYTHONUNBUFFERED": "1",
 }
@@ -21,10 +19,6 @@ def run_tool(argv: list[str], cwd, timeout: float = 1800, env: dict | None = Non
     full_env = {**os.environ, **QUIET_ENV, **(env or {})}
     return subprocess.run(argv, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, errors="replace", timeout=timeout)
-
-
-def run_python(code: str, cwd, timeout: float = 1800, env: dict | None = None) -> subprocess.CompletedProcess:
-    return run_tool([sys.executable, "-c", code], cwd, timeout, env)
 
 
 def tail(text: str, lines: int = 15) -> str:
