@@ -83,7 +83,7 @@ def export(model: str | Path, target: str = "all", out: str | Path | None = None
     out_dir = Path(out) if out is not None else Path.cwd()
     dests = {fmt: out_dir / f"{model_path.stem}_{fmt}" for fmt in plan.formats}
     for fmt in plan.formats:
-        backends.get(fmt).require()
+        backends.get(fmt).require(convert=True)
     original = load_model(model_path)
     shapes = resolve_input_shapes(original, input_shapes or {})
     require_static(shapes, "the converters need static shapes")

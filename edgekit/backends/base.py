@@ -39,19 +39,24 @@ class Backend:
     name = ""  # the format name users type
     runtime = ""  # the runtime's human name
     extra = ""  # the pip extra that installs it
-    requires: tuple[str, ...] = ()  # Python modules that must import (checked without importing them)
+    # Python modules that must be importable (checked without importing them): the runtime, which is all a
+    # device needs to load an artifact, and the converter, needed only to export.
+    requires: tuple[str, ...] = ()
+    converter_requires: tuple[str, ...] = ()
 
     def install_hint(self) -> str:
         return f"pip install 'edgekit[{self.extra}]'"
 
-    def available(self) -> bool:
+    def available(self, convert: bool = False) -> bool:
         import importlib.util
 
-        return all(importlib.util.find_spec(m) is not None for m in self.requires)
+        modules = self.requires + (self.converter_requires if convert else ())
+        return all(importlib.util.find_spec(m) is not None for m in modules)
 
-    def require(self) -> None:
-        if not self.available():
-            raise BackendMissing(self.name, self.runtime, self.install_hint())
+    def require(self, convert: bool = False) -> None:
+        if not self.available(convert):
+            what = f"{self.runtime} (converter)" if convert and self.available() else self.runtime
+            raise BackendMissing(self.name, what, self.install_hint())
 
     def versions(self) -> dict:
         return {}

@@ -81,7 +81,8 @@ class MnnBackend(Backend):
     name = "mnn"
     runtime = "MNN"
     extra = "mnn"
-    requires = ("MNN", "_tools")
+    requires = ("MNN",)
+    converter_requires = ("_tools",)
 
     def versions(self):
         return {"MNN": dist_version("MNN")}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BackendMissing, ConversionError
+from ..errors import BackendMissing, ConversionError, EdgekitError
 from ..manifest import Precision, TensorSpec
 from ..subproc import run_tool, tail
 from .base import Backend, Converted, Runner, dist_version, restore_output
@@ -35,11 +35,22 @@ def pnnx_binary() -> Path | None:
 
 
 class NcnnRunner(Runner):
-    def __init__(self, manifest, folder, threads):
+    """`device="vulkan"` runs on the first Vulkan GPU; the manifest's fp16 switches apply there too (ncnn's
+    GPU path defaults to fp16 storage and arithmetic, so fp32 artifacts turn them off on the GPU as well)."""
+
+    def __init__(self, manifest, folder, threads, device: str = "cpu"):
         super().__init__(manifest, folder, threads)
         import ncnn
 
+        self.device = device
         self.net = ncnn.Net()
+        if device == "vulkan":
+            if ncnn.get_gpu_count() == 0:
+                raise EdgekitError("ncnn: no Vulkan GPU found (ncnn.get_gpu_count() == 0); use device='cpu'")
+            self.net.opt.use_vulkan_compute = True
+            self.net.set_vulkan_device(0)
+        elif device != "cpu":
+            raise EdgekitError(f"ncnn: unknown device '{device}'; use 'cpu' or 'vulkan'")
         for key, value in manifest.precision.settings.items():
             setattr(self.net.opt, key, value)
         if threads:
@@ -65,6 +76,11 @@ class NcnnRunner(Runner):
                 out[spec.name] = restore_output(np.array(mat), spec, "ncnn")
         return out
 
+    @property
+    def effective_precision(self) -> str:
+        compute = self.manifest.precision.compute
+        return f"{compute} (Vulkan)" if self.device == "vulkan" else compute
+
     def close(self):
         self.net.clear()
 
@@ -73,13 +89,13 @@ class NcnnBackend(Backend):
     name = "ncnn"
     runtime = "ncnn + pnnx"
     extra = "ncnn"
-    requires = ("ncnn", "pnnx")
+    requires = ("ncnn",)
 
     def install_hint(self):
         return "pip install 'edgekit[ncnn]' && pip install --no-deps pnnx==20261020"
 
-    def available(self):
-        return importlib.util.find_spec("ncnn") is not None and pnnx_binary() is not None
+    def available(self, convert=False):
+        return importlib.util.find_spec("ncnn") is not None and (not convert or pnnx_binary() is not None)
 
     def versions(self):
         return {"ncnn": dist_version("ncnn"), "pnnx": dist_version("pnnx")}
@@ -116,9 +132,9 @@ class NcnnBackend(Backend):
         return Converted(files={"param": "model.ncnn.param", "bin": "model.ncnn.bin"}, inputs=ins, outputs=outs,
                          precision=Precision(options.precision, weights, compute, settings), tools=self.versions())
 
-    def load(self, folder, manifest, threads=None):
+    def load(self, folder, manifest, threads=None, device="cpu"):
         self.require()
-        return NcnnRunner(manifest, folder, threads)
+        return NcnnRunner(manifest, folder, threads, device)
 
 
 def unsupported_layers(param: Path) -> dict[str, list[str]]:

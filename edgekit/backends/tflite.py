@@ -49,7 +49,8 @@ class TfliteBackend(Backend):
     name = "tflite"
     runtime = "onnx2tf + LiteRT"
     extra = "tflite"
-    requires = ("onnx2tf", "ai_edge_litert", "tensorflow")
+    requires = ("ai_edge_litert",)
+    converter_requires = ("onnx2tf", "tensorflow")
 
     def versions(self):
         return {k: dist_version(k) for k in ("onnx2tf", "tensorflow", "ai-edge-litert")}

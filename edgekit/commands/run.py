@@ -14,6 +14,7 @@ def register(sub) -> None:
     p.add_argument("image", nargs="?", help="an image, preprocessed with the manifest's preprocessing")
     p.add_argument("--input", "-i", action="append", default=[], metavar="NAME=FILE.npy")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", choices=["cpu", "vulkan"], default="cpu", help="vulkan: ncnn on a Vulkan GPU")
     p.add_argument("--save", default=None, metavar="DIR", help="write each output as DIR/<name>.npy")
     p.set_defaults(func=main)
 
@@ -24,7 +25,7 @@ def main(args) -> int:
     from ..harness.inputs import preprocess, read_image
     from .common import console
 
-    runner = load(args.artifact, threads=args.threads)
+    runner = load(args.artifact, threads=args.threads, device=args.device)
     feeds = {}
     for item in args.input:
         name, sep, file = item.partition("=")
@@ -51,7 +52,7 @@ def main(args) -> int:
     outputs = runner(feeds)
     con = console()
     p = runner.precision
-    con.print(f"{runner.format} ({p.weights} weights, {p.compute} compute)")
+    con.print(f"{runner.format} ({p.weights} weights, {runner.effective_precision} compute)")
     for name, arr in outputs.items():
         con.print(f"{name}: shape {list(arr.shape)} {arr.dtype}  " + summarize(arr, runner.manifest.labels))
     if args.save:

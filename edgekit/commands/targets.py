@@ -17,13 +17,15 @@ def main(args) -> int:
 
     con = console()
     t = Table(title="formats", title_justify="left")
-    for col in ("format", "runtime", "installed", "versions", "install with"):
+    for col in ("format", "runtime", "can run", "can export", "versions", "install with"):
         t.add_column(col)
+    yes_no = {True: "[green]yes[/]", False: "[red]no[/]"}
     for fmt in backends.REGISTRY:
         b = backends.get(fmt)
-        ok = b.available()
-        versions = ", ".join(f"{k} {v}" for k, v in b.versions().items() if v) if ok else "-"
-        t.add_row(fmt, b.runtime, "[green]yes[/]" if ok else "[red]no[/]", versions, "" if ok else escape(b.install_hint()))
+        run, export = b.available(), b.available(convert=True)
+        versions = ", ".join(f"{k} {v}" for k, v in b.versions().items() if v) if run else "-"
+        t.add_row(fmt, b.runtime, yes_no[run], yes_no[export], versions,
+                  "" if export else escape(b.install_hint()))
     con.print(t)
     t = Table(title=f"device profiles ({PROFILE_DIR})", title_justify="left")
     for col in ("profile", "arch", "cores", "formats (preferred first)", "precision", "threads", "device needs"):

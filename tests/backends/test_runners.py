@@ -99,3 +99,29 @@ def test_load_errors(tmp_path):
         edgekit.load(tmp_path)
     with pytest.raises(EdgekitError, match="positive"):
         edgekit.load(tmp_path, threads=0)
+
+
+def test_a_device_needs_only_the_runtime(conv_exports, tmp_path):
+    """Loading an artifact needs the runtime, not the converter (pnnx, onnx2tf, MNN's converter)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['pnnx'] = None; sys.modules['onnx2tf'] = None; sys.modules['_tools'] = None; "
+            "import numpy as np, edgekit; x = np.zeros((1, 3, 16, 16), np.float32); "
+            f"[edgekit.load(p)({{'x': x}}) for p in {[str(conv_exports[f].path) for f in ('ncnn', 'tflite', 'mnn')]}]; "
+            "from edgekit.backends import get; assert not get('ncnn').available(convert=True); "
+            "edgekit.export(sys.argv[1], target='ncnn', out=sys.argv[2])")
+    proc = subprocess.run([sys.executable, "-c", code, str(conv_exports["ncnn"].manifest.source["path"]),
+                           str(tmp_path)], capture_output=True, text=True)
+    assert "BackendMissing" in proc.stderr and "pnnx" in proc.stderr and "converter" in proc.stderr
+
+
+def test_vulkan_device_is_refused_clearly_without_a_gpu(conv_exports):
+    import ncnn
+
+    if ncnn.get_gpu_count() > 0:
+        pytest.skip("this machine has a Vulkan GPU")
+    with pytest.raises(EdgekitError, match="no Vulkan GPU"):
+        edgekit.load(conv_exports["ncnn"].path, device="vulkan")
+    with pytest.raises(EdgekitError, match="for ncnn artifacts"):
+        edgekit.load(conv_exports["mnn"].path, device="vulkan")
