@@ -12,6 +12,7 @@ import sys
 # Modules that add sub-commands, in the order `edgekit --help` lists them.
 COMMAND_MODULES = [
     "edgekit.commands.export",
+    "edgekit.commands.import_",
     "edgekit.commands.run",
     "edgekit.commands.inspect",
     "edgekit.commands.targets",

@@ -14,12 +14,14 @@ import onnx
 REGISTRY = {
     "simplify": "simplify",
     "sanitize-names": "sanitize_names",
+    "pad-mode": "pad_mode",
 }
 
 # Passes every export gets, and the extra ones a backend needs.
 COMMON = ["simplify"]
 PASSES_FOR = {
     "tflite": ["sanitize-names"],
+    "ncnn": ["pad-mode"],
 }
 
 
