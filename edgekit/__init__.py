@@ -7,7 +7,7 @@
 """
 __version__ = "0.1.0"
 
-__all__ = ["bench", "export", "import_tflite", "load", "__version__"]
+__all__ = ["bench", "check", "export", "import_tflite", "load", "__version__"]
 
 
 # Imported eagerly: `edgekit.export` must stay the function even after the `edgekit.export` module loads.
@@ -30,3 +30,9 @@ def load(*args, **kwargs):
     from .runner import load as _load
 
     return _load(*args, **kwargs)
+
+
+def check(*args, **kwargs):
+    from .harness.check import check as _check
+
+    return _check(*args, **kwargs)

@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "edgekit.commands.export",
     "edgekit.commands.import_",
     "edgekit.commands.run",
+    "edgekit.commands.check",
     "edgekit.commands.inspect",
     "edgekit.commands.targets",
     "edgekit.commands.demo",
