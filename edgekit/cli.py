@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "edgekit.commands.inspect",
     "edgekit.commands.targets",
     "edgekit.commands.demo",
+    "edgekit.commands.pipeline",
     "edgekit.commands.bench",
 ]
 

@@ -1,0 +1,489 @@
+"""The graph engine: nodes in threads joined by bounded queues, a flow limiter with a back edge from the end,
+timestamp synchronisation for nodes with several inputs, statistics, a Chrome trace and clean shutdown.
+
+    p = Pipeline(max_in_flight=2)
+    p.add(VideoSource("src", path="in.avi"), outputs={"frame": "frames"})
+    p.add(Annotate("draw"), inputs={"frame": "frames"}, outputs={"out": "drawn"})
+    p.add(VideoSink("out", path="out.avi"), inputs={"in": "drawn"})
+    summary = p.run()        # until end of stream, max_frames, Ctrl-C or a failing node; then close()
+
+Shutdown: end of stream and Ctrl-C stop the source, which sends end-of-stream through the graph so every
+node drains and every sink finalises its file; an exception in a node stops every thread at once and
+`run()` raises PipelineError naming the node. After `close()` no thread of the graph is left running."""
+from __future__ import annotations
+
+import collections
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Callable
+
+from ..errors import EdgekitError
+from .flow import FlowLimiter
+from .node import Node, Retry, SourceNode
+from .packet import EMPTY, EOS, Packet
+from .queues import EdgeQueue
+from .stats import NodeStats, RunSummary
+from .trace import Trace
+
+
+class PipelineError(EdgekitError):
+    """A node failed; the graph stopped. `node` names it."""
+
+    exit_code = 1
+
+    def __init__(self, node: str, kind: str, error: BaseException, tb: str = ""):
+        super().__init__(f"node '{node}' ({kind}) failed: {type(error).__name__}: {error}")
+        self.node, self.kind, self.error, self.traceback = node, kind, error, tb
+
+
+@dataclass
+class Edge:
+    """One input of one node: which stream feeds it and how its queue behaves when full."""
+
+    stream: str
+    size: int | None = None
+    policy: str | None = None
+
+
+class _Slot:
+    """A node in the graph with its wiring, queues, thread and statistics."""
+
+    def __init__(self, node: Node, inputs: dict[str, Edge], outputs: dict[str, str]):
+        self.node = node
+        self.inputs = inputs
+        self.outputs = outputs
+        self.cond = threading.Condition()
+        self.queues: dict[str, EdgeQueue] = {}
+        self.thread: threading.Thread | None = None
+        self.stats = NodeStats(node.name, node.kind or type(node).__name__)
+        self.opened = False
+
+
+class Pipeline:
+    def __init__(self, max_in_flight: int = 2, flow: str = "auto", queue_size: int = 4, queue_policy: str = "block",
+                 trace: str | None = None, name: str = "pipeline", drain_timeout: float = 10.0):
+        self.name = name
+        self.max_in_flight = max_in_flight
+        self.flow = flow
+        self.queue_size = queue_size
+        self.queue_policy = queue_policy
+        self.drain_timeout = drain_timeout
+        self.nodes: dict[str, Node] = {}
+        self._slots: dict[str, _Slot] = {}
+        self._abort = threading.Event()  # hard stop: every wait returns
+        self._draining = threading.Event()  # graceful stop: sources end their streams
+        self._lock = threading.Lock()
+        self._error: PipelineError | None = None
+        self._stop_reason = ""
+        self._started = self._closed = False
+        self._t0 = 0.0
+        self._t_end: float | None = None
+        self.summary = RunSummary()
+        self.limiter: FlowLimiter | None = None
+        self._terminals: list[str] = []
+        self._finish_count: dict[int, int] = {}
+        self.trace = Trace(trace, time.monotonic()) if trace else None
+        self.info: dict = {}  # facts nodes share (e.g. the source's fps for sinks)
+        self.max_frames: int | None = None
+
+    # ---- building
+    def add(self, node: Node, inputs: dict | None = None, outputs: dict | None = None) -> Node:
+        if self._started:
+            raise EdgekitError("cannot add nodes to a started pipeline")
+        if node.name in self._slots:
+            raise EdgekitError(f"two nodes are named '{node.name}'")
+        ins = {}
+        for key, edge in (inputs or {}).items():
+            if key not in node.inputs:
+                raise EdgekitError(f"node '{node.name}' ({node.kind}) has no input '{key}'; its inputs: "
+                                   f"{', '.join(node.inputs) or 'none'}")
+            ins[key] = edge if isinstance(edge, Edge) else Edge(**edge) if isinstance(edge, dict) else Edge(str(edge))
+        required = [i for i in node.inputs if i not in getattr(node, "optional_inputs", ())]
+        missing = [i for i in required if i not in ins]
+        if missing:
+            raise EdgekitError(f"node '{node.name}' ({node.kind}): input(s) {', '.join(missing)} not connected")
+        outs = {}
+        for key, stream in (outputs or {}).items():
+            if key not in node.outputs:
+                raise EdgekitError(f"node '{node.name}' ({node.kind}) has no output '{key}'; its outputs: "
+                                   f"{', '.join(node.outputs) or 'none'}")
+            outs[key] = str(stream)
+        node.graph = self
+        self.nodes[node.name] = node
+        self._slots[node.name] = _Slot(node, ins, outs)
+        return node
+
+    def _wire(self) -> list[str]:
+        """Check the wiring, make the queues, and return node names in topological order."""
+        producers: dict[str, str] = {}
+        for name, slot in self._slots.items():
+            for stream in slot.outputs.values():
+                if stream in producers:
+                    raise EdgekitError(f"stream '{stream}' has two producers: '{producers[stream]}' and '{name}'")
+                producers[stream] = name
+        consumers = collections.defaultdict(list)
+        for name, slot in self._slots.items():
+            for key, edge in slot.inputs.items():
+                if edge.stream not in producers:
+                    raise EdgekitError(f"node '{name}' input '{key}': no node produces stream '{edge.stream}'")
+                policy = edge.policy or self.queue_policy
+                size = edge.size or self.queue_size
+                slot.queues[key] = EdgeQueue(f"{edge.stream}->{name}.{key}", size, policy, self._abort,
+                                             on_drop=self._on_drop(slot), cond=slot.cond)
+                consumers[edge.stream].append(slot.queues[key])
+        self._consumers = consumers
+        if not any(isinstance(s.node, SourceNode) for s in self._slots.values()):
+            raise EdgekitError("the graph has no source node")
+        order, seen, visiting = [], set(), set()
+
+        def visit(n):
+            if n in seen:
+                return
+            if n in visiting:
+                raise EdgekitError(f"the graph has a cycle through node '{n}'")
+            visiting.add(n)
+            for edge in self._slots[n].inputs.values():
+                visit(producers[edge.stream])
+            visiting.discard(n)
+            seen.add(n)
+            order.append(n)
+
+        for n in self._slots:
+            visit(n)
+        used = {e.stream for s in self._slots.values() for e in s.inputs.values()}
+        self._terminals = [n for n, s in self._slots.items()
+                           if not isinstance(s.node, SourceNode) and (s.node.is_sink or not any(
+                               st in used for st in s.outputs.values()))]
+        return order
+
+    # ---- running
+    def start(self) -> "Pipeline":
+        if self._started:
+            return self
+        order = self._wire()
+        sources = [self._slots[n].node for n in order if isinstance(self._slots[n].node, SourceNode)]
+        mode = self.flow if self.flow != "auto" else ("drop" if any(s.live for s in sources) else "block")
+        self.limiter = FlowLimiter(self.max_in_flight, mode, self._abort)
+        self._started = True
+        try:
+            for n in order:  # upstream first: a preprocess node may ask its inference node for the model's spec
+                slot = self._slots[n]
+                try:
+                    slot.node.open()
+                except EdgekitError as e:
+                    raise EdgekitError(f"node '{n}' ({slot.stats.kind}): {e}") from None
+                except Exception as e:
+                    raise PipelineError(n, slot.stats.kind, e, traceback.format_exc()) from None
+                slot.opened = True
+                if isinstance(slot.node, SourceNode) and slot.node.fps:
+                    self.info.setdefault("fps", slot.node.fps)
+        except BaseException:
+            self.close()
+            raise
+        self._t0 = time.monotonic()
+        for n in reversed(order):
+            slot = self._slots[n]
+            target = self._run_source if isinstance(slot.node, SourceNode) else self._run_node
+            slot.thread = threading.Thread(target=target, args=(slot,), name=f"edgekit-{n}", daemon=True)
+            slot.thread.start()
+        return self
+
+    def run(self, max_frames: int | None = None, on_stats: Callable[["Pipeline"], None] | None = None,
+            stats_interval: float = 1.0) -> RunSummary:
+        """Start (if needed), wait for the end, close, and return the summary; raise PipelineError if a node
+        failed. Ctrl-C stops the sources and lets the graph drain (a second Ctrl-C stops it at once)."""
+        self.max_frames = max_frames
+        self.start()
+        interrupted = False
+        next_stats = time.monotonic() + stats_interval
+        try:
+            while True:
+                try:
+                    if self.wait(0.1):
+                        break
+                    if on_stats and time.monotonic() >= next_stats:
+                        next_stats += stats_interval
+                        on_stats(self)
+                except KeyboardInterrupt:
+                    if interrupted:
+                        self._stop_reason = "interrupted"
+                        self._abort.set()
+                        break
+                    interrupted = True
+                    self.stop("interrupted")
+                    deadline = time.monotonic() + self.drain_timeout
+                    while not self.wait(0.1) and time.monotonic() < deadline:
+                        pass
+                    break
+        finally:
+            self.close()
+        if self._error:
+            raise self._error
+        return self.summary
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True when every node thread has finished."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for slot in self._slots.values():
+            if slot.thread is None:
+                continue
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            slot.thread.join(left)
+            if slot.thread.is_alive():
+                return False
+        return True
+
+    def stop(self, reason: str = "stopped") -> None:
+        """Graceful: the sources end their streams and the graph drains."""
+        with self._lock:
+            self._stop_reason = self._stop_reason or reason
+        self._draining.set()
+        for slot in self._slots.values():
+            if isinstance(slot.node, SourceNode):
+                try:
+                    slot.node.request_stop()
+                except Exception:
+                    pass
+
+    def close(self) -> RunSummary:
+        """Stop everything, join every thread, close every node (sinks finalise files). Idempotent."""
+        if self._closed:
+            return self.summary
+        self._closed = True
+        if self._started and not self.wait(0):
+            self.stop(self._stop_reason or "closed")
+            if not self.wait(self.drain_timeout if not self._abort.is_set() else 0.5):
+                self._abort.set()
+        self._abort.set()
+        stuck = []
+        for slot in self._slots.values():
+            if slot.thread is not None:
+                slot.thread.join(10.0)
+                if slot.thread.is_alive():
+                    stuck.append(slot.node.name)
+        for slot in self._slots.values():
+            if slot.opened:
+                try:
+                    slot.node.close()
+                except Exception as e:
+                    if self._error is None:
+                        self._error = PipelineError(slot.node.name, slot.stats.kind, e, traceback.format_exc())
+        self._t_end = self._t_end or time.monotonic()
+        self._fill_summary()
+        if self.trace:
+            self.trace.save()
+        if stuck and self._error is None:
+            self._error = PipelineError(stuck[0], self._slots[stuck[0]].stats.kind,
+                                        RuntimeError("thread did not stop within 10 s"))
+        return self.summary
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def error(self) -> PipelineError | None:
+        return self._error
+
+    def threads(self) -> list[threading.Thread]:
+        return [s.thread for s in self._slots.values() if s.thread is not None and s.thread.is_alive()]
+
+    # ---- statistics
+    def snapshot(self) -> RunSummary:
+        self._fill_summary()
+        return self.summary
+
+    def _fill_summary(self) -> None:
+        s = self.summary
+        end = self._t_end or time.monotonic()
+        s.seconds = (end - self._t0) if self._t0 else 0.0
+        s.stopped_by = self._stop_reason or ("error" if self._error else "")
+        if self._error:
+            s.stopped_by = f"error in node '{self._error.node}'"
+        s.frames_dropped = s.frames_admitted - s.frames_processed + (self.limiter.dropped if self.limiter else 0)
+        if not self._closed or self._t_end is None:
+            s.frames_dropped -= (self.limiter.in_flight if self.limiter else 0)
+        s.nodes = [slot.stats.as_dict() for slot in self._slots.values()]
+
+    # ---- threads
+    def _fail(self, slot: _Slot, error: BaseException) -> None:
+        with self._lock:
+            if self._error is None:
+                self._error = PipelineError(slot.node.name, slot.stats.kind, error, traceback.format_exc())
+                self._stop_reason = f"error in node '{slot.node.name}'"
+        self._abort.set()
+        self._draining.set()
+        for other in self._slots.values():
+            if isinstance(other.node, SourceNode):
+                try:
+                    other.node.request_stop()
+                except Exception:
+                    pass
+
+    def _on_drop(self, slot: _Slot):
+        def dropped(packet: Packet) -> None:
+            slot.stats.dropped_in += 1
+            if self.limiter:
+                self.limiter.dropped_inside(packet.seq)
+            if self.trace:
+                self.trace.instant(slot.node.name, "drop", time.monotonic(), packet.seq)
+
+        return dropped
+
+    def _emit(self, slot: _Slot, key: str, item) -> None:
+        stream = slot.outputs.get(key)
+        if stream is None:
+            return
+        for q in self._consumers.get(stream, ()):
+            q.put(item)
+
+    def _emit_eos(self, slot: _Slot) -> None:
+        for key in slot.outputs:
+            self._emit(slot, key, EOS)
+
+    def _run_source(self, slot: _Slot) -> None:
+        node: SourceNode = slot.node
+        seq = 0
+        s = self.summary
+        try:
+            while not self._draining.is_set() and not self._abort.is_set():
+                if self.max_frames is not None and s.frames_in >= self.max_frames:
+                    self.stop("max frames")
+                    break
+                start = time.monotonic()
+                try:
+                    payload = node.read()
+                except Retry:
+                    continue
+                if payload is None:
+                    with self._lock:
+                        self._stop_reason = self._stop_reason or "end of stream"
+                    break
+                ts = time.monotonic()
+                s.frames_in += 1
+                slot.stats.record(start, ts)
+                if self.limiter.admit(seq):
+                    s.frames_admitted += 1
+                    slot.stats.packets_out += 1
+                    if self.trace:
+                        self.trace.span(node.name, "read", start, ts, seq)
+                    for key in slot.outputs:
+                        self._emit(slot, key, Packet(seq, ts, payload))
+                elif self.trace:
+                    self.trace.instant(node.name, "flow-limit drop", ts, seq)
+                seq += 1
+        except BaseException as e:
+            self._fail(slot, e)
+        finally:
+            self._emit_eos(slot)
+
+    def _run_node(self, slot: _Slot) -> None:
+        node = slot.node
+        keys = list(slot.inputs)
+        pending: dict[str, collections.deque] = {k: collections.deque() for k in keys}
+        ended: set[str] = set()
+        optional = set(getattr(node, "optional_inputs", ()))
+        try:
+            while not self._abort.is_set():
+                with slot.cond:  # take one item for every input that has nothing pending
+                    while True:
+                        got = False
+                        for k in keys:
+                            if not pending[k] and k not in ended:
+                                item = slot.queues[k].pop_nowait()
+                                if item is EOS:
+                                    ended.add(k)
+                                    got = True
+                                elif item is not None:
+                                    pending[k].append(item)
+                                    got = True
+                        if got or self._abort.is_set():
+                            break
+                        slot.cond.wait(0.1)
+                if self._abort.is_set():
+                    break
+                self._join(slot, keys, pending, ended, optional)
+                if all(k in ended for k in keys) and not any(pending.values()):
+                    break
+        except BaseException as e:
+            self._fail(slot, e)
+        finally:
+            if not self._abort.is_set():
+                self._emit_eos(slot)
+
+    def _join(self, slot: _Slot, keys, pending, ended, optional) -> None:
+        """Fire the node for every timestamp that all its inputs have; drop packets that can never match."""
+        while True:
+            heads = {k: pending[k][0] for k in keys if pending[k]}
+            if len(heads) < len(keys):
+                # an input that has ended can never deliver again: packets waiting for it are stranded
+                if heads and any(k in ended and not pending[k] for k in keys):
+                    for k in heads:
+                        self._discard(slot, pending[k].popleft())
+                    continue
+                return
+            newest = max(p.seq for p in heads.values())
+            old = [k for k, p in heads.items() if p.seq < newest]
+            if old:  # a stream moved past this timestamp without it (dropped upstream): skip it
+                for k in old:
+                    self._discard(slot, pending[k].popleft())
+                continue
+            packets = {k: pending[k].popleft() for k in keys}
+            self._fire(slot, packets)
+
+    def _discard(self, slot: _Slot, packet: Packet) -> None:
+        slot.stats.dropped_in += 1
+        if self.limiter:
+            self.limiter.dropped_inside(packet.seq)
+
+    def _fire(self, slot: _Slot, packets: dict[str, Packet]) -> None:
+        node = slot.node
+        first = next(iter(packets.values()))
+        seq, ts = first.seq, first.ts
+        optional = getattr(node, "optional_inputs", ())
+        if any(p.empty and k not in optional for k, p in packets.items()):
+            result = None  # a required input has nothing for this timestamp: pass the bound on
+        else:
+            start = time.monotonic()
+            result = node.process({k: (None if p.empty else p.payload) for k, p in packets.items()},
+                                  Packet(seq, ts, None))
+            end = time.monotonic()
+            slot.stats.record(start, end)
+            if self.trace:
+                self.trace.span(node.name, "process", start, end, seq)
+        if result is None:
+            outs = {}
+        elif isinstance(result, dict) and len(node.outputs) > 1 and set(result) <= set(node.outputs):
+            outs = result
+        else:
+            outs = {node.outputs[0]: result} if node.outputs else {}
+        for key in slot.outputs:
+            payload = outs.get(key, EMPTY)
+            if payload is EMPTY or payload is None:
+                slot.stats.empty_out += 1
+                payload = EMPTY
+            else:
+                slot.stats.packets_out += 1
+            self._emit(slot, key, Packet(seq, ts, payload))
+        if slot.node.name in self._terminals:
+            self._finished(slot, seq, ts)
+
+    def _finished(self, slot: _Slot, seq: int, ts: float) -> None:
+        with self._lock:
+            n = self._finish_count.get(seq, 0) + 1
+            if n < len(self._terminals):
+                self._finish_count[seq] = n
+                return
+            self._finish_count.pop(seq, None)
+            for old in [k for k in self._finish_count if k < seq]:
+                del self._finish_count[old]
+            self.summary.frames_processed += 1
+            e2e = self.summary.e2e_ms
+            e2e.append((time.monotonic() - ts) * 1000.0)
+            if len(e2e) > 20000:
+                del e2e[:10000]
+        self.limiter.finished(seq)

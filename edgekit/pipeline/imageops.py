@@ -1,0 +1,93 @@
+"""Image -> model input with the geometry to map model coordinates back to the frame.
+
+Same arithmetic as edgekit.harness.inputs.preprocess (so a pipeline feeds a model exactly what `edgekit run`
+and the export check fed it), plus the affine transform each resize mode applies, kept so that
+postprocessing can put boxes and points back on the original frame. Frames are BGR uint8 (OpenCV's order)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import EdgekitError
+from ..manifest import Preprocessing, TensorSpec
+
+
+@dataclass
+class Transform:
+    """frame pixel (x, y) -> model input pixel: (x * sx + tx, y * sy + ty); `size` is the input's (w, h)."""
+
+    sx: float
+    sy: float
+    tx: float
+    ty: float
+    size: tuple
+    frame_size: tuple  # (w, h) of the frame
+
+    def to_frame(self, pts) -> np.ndarray:
+        """Model-input pixel coordinates (..., 2) -> frame pixel coordinates."""
+        p = np.asarray(pts, np.float64)
+        return np.stack([(p[..., 0] - self.tx) / self.sx, (p[..., 1] - self.ty) / self.sy], -1)
+
+    def norm_to_frame(self, pts) -> np.ndarray:
+        """Coordinates normalised to the model input ([0, 1]) -> frame pixels."""
+        p = np.asarray(pts, np.float64)
+        return self.to_frame(np.stack([p[..., 0] * self.size[0], p[..., 1] * self.size[1]], -1))
+
+
+def input_hw(spec: TensorSpec, layout: str) -> tuple[int, int]:
+    h, w = (spec.shape[1], spec.shape[2]) if layout == "NHWC" else (spec.shape[2], spec.shape[3])
+    if not (isinstance(h, int) and isinstance(w, int)):
+        raise EdgekitError(f"input '{spec.name}' has a dynamic size {spec.shape}; export it with a static shape")
+    return h, w
+
+
+def prepare(frame_bgr: np.ndarray, spec: TensorSpec, pre: Preprocessing) -> tuple[np.ndarray, Transform]:
+    """A BGR frame -> (input tensor (1, C, H, W) or (1, H, W, C), Transform)."""
+    import cv2
+
+    nhwc = pre.layout == "NHWC"
+    h, w = input_hw(spec, pre.layout)
+    img = frame_bgr if pre.color == "bgr" else frame_bgr[..., ::-1]
+    fh, fw = img.shape[:2]
+    if pre.resize == "stretch":
+        img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+        t = Transform(w / fw, h / fh, 0.0, 0.0, (w, h), (fw, fh))
+    elif pre.resize in ("letterbox", "keep-ratio-pad-right"):
+        scale = min(w / fw, h / fh)
+        nw, nh = max(1, round(fw * scale)), max(1, round(fh * scale))
+        canvas = np.zeros((h, w, 3), np.uint8)
+        x0, y0 = ((w - nw) // 2, (h - nh) // 2) if pre.resize == "letterbox" else (0, 0)
+        canvas[y0:y0 + nh, x0:x0 + nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        img = canvas
+        t = Transform(nw / fw, nh / fh, float(x0), float(y0), (w, h), (fw, fh))
+    else:
+        raise EdgekitError(f"unknown resize mode '{pre.resize}'")
+    x = (img.astype(np.float32) * np.float32(pre.scale) - np.float32(pre.mean)) / np.float32(pre.std)
+    x = x[None] if nhwc else x.transpose(2, 0, 1)[None]
+    return np.ascontiguousarray(x, np.float32), t
+
+
+def rotated_crop(frame_bgr: np.ndarray, center, size, angle: float, out_wh) -> tuple[np.ndarray, np.ndarray]:
+    """Crop a rotated rectangle (centre, (w, h) in pixels, angle in radians) to out_wh; returns the crop and
+    the 2x3 affine matrix that maps crop pixels back to frame pixels."""
+    import cv2
+
+    cx, cy = center
+    w, h = size
+    ow, oh = out_wh
+    c, s = np.cos(angle), np.sin(angle)
+    # crop (u, v) -> frame: centre + R @ ((u/ow - 0.5) * w, (v/oh - 0.5) * h)
+    back = np.array([[c * w / ow, -s * h / oh, 0.0], [s * w / ow, c * h / oh, 0.0]])
+    back[:, 2] = [cx - back[0, 0] * ow / 2 - back[0, 1] * oh / 2, cy - back[1, 0] * ow / 2 - back[1, 1] * oh / 2]
+    fwd = cv2.invertAffineTransform(back)
+    crop = cv2.warpAffine(frame_bgr, fwd, (ow, oh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    return crop, back
+
+
+def normalize(img: np.ndarray, pre: Preprocessing) -> np.ndarray:
+    """An image already at the input size (BGR) -> the input tensor, per the preprocessing's colour/scale/layout."""
+    img = img if pre.color == "bgr" else img[..., ::-1]
+    x = (img.astype(np.float32) * np.float32(pre.scale) - np.float32(pre.mean)) / np.float32(pre.std)
+    x = x[None] if pre.layout == "NHWC" else x.transpose(2, 0, 1)[None]
+    return np.ascontiguousarray(x, np.float32)

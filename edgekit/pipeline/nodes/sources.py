@@ -1,0 +1,311 @@
+"""Sources: a camera index, a video file, an image folder or pattern, an RTSP/HTTP stream (reconnecting with
+backoff). They emit BGR uint8 frames; `open_source(text)` picks the right one from a --source string."""
+from __future__ import annotations
+
+import glob
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import EdgekitError
+from ..node import Retry, SourceNode, register
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+class _Pacer:
+    """Keeps a file source at its frame rate (`realtime: true`), like a camera would deliver it."""
+
+    def __init__(self, fps: float | None):
+        self.period = 1.0 / fps if fps else 0.0
+        self.next = None
+
+    def wait(self, stop: threading.Event) -> None:
+        if not self.period:
+            return
+        now = time.monotonic()
+        if self.next is None:
+            self.next = now
+        if self.next > now:
+            stop.wait(self.next - now)
+        self.next = max(self.next + self.period, time.monotonic() - self.period)
+
+
+@register("video_source")
+class VideoSource(SourceNode):
+    """A video file (anything OpenCV's FFmpeg reads). `loop: N` plays it N times (0: forever); `realtime: true`
+    paces it at its frame rate (or `fps:`) and makes it a live source whose excess frames the limiter drops."""
+
+    def __init__(self, name: str, path: str, loop: int = 1, realtime: bool = False, fps: float | None = None,
+                 **options):
+        super().__init__(name, **options)
+        self.path, self.loop, self.realtime = str(path), int(loop), bool(realtime)
+        self.fps = fps
+        self.live = self.realtime
+        self._cap = None
+        self._plays = 0
+        self._stop = threading.Event()
+
+    def open(self) -> None:
+        import cv2
+
+        if not Path(self.path).is_file():
+            raise EdgekitError(f"{self.path}: no such video file")
+        self._cap = cv2.VideoCapture(self.path)
+        if not self._cap.isOpened():
+            raise EdgekitError(f"{self.path}: OpenCV cannot open this video")
+        self.fps = self.fps or (self._cap.get(cv2.CAP_PROP_FPS) or 30.0)
+        self.frame_count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self._pacer = _Pacer(self.fps if self.realtime else None)
+
+    def read(self):
+        import cv2
+
+        ok, frame = self._cap.read()
+        if not ok:
+            self._plays += 1
+            if self.loop == 0 or self._plays < self.loop:
+                self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                ok, frame = self._cap.read()
+            if not ok:
+                return None
+        self._pacer.wait(self._stop)
+        return frame
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+
+
+@register("image_source")
+class ImageSource(SourceNode):
+    """Every image in a folder, or matching a glob pattern (`frames/*.png`), in name order."""
+
+    def __init__(self, name: str, path: str, loop: int = 1, fps: float | None = None, realtime: bool = False,
+                 **options):
+        super().__init__(name, **options)
+        self.path, self.loop, self.fps, self.realtime = str(path), int(loop), fps or 30.0, bool(realtime)
+        self.live = self.realtime
+        self._files: list[str] = []
+        self._i = 0
+        self._stop = threading.Event()
+
+    def open(self) -> None:
+        p = Path(self.path)
+        if p.is_dir():
+            files = [str(f) for f in sorted(p.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+        else:
+            files = sorted(f for f in glob.glob(self.path) if Path(f).suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise EdgekitError(f"{self.path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        self._files = files
+        self._pacer = _Pacer(self.fps if self.realtime else None)
+
+    def read(self):
+        import cv2
+
+        if self._i >= len(self._files) * (self.loop if self.loop else 10**12):
+            return None
+        f = self._files[self._i % len(self._files)]
+        self._i += 1
+        img = cv2.imread(f, cv2.IMREAD_COLOR)
+        if img is None:
+            raise EdgekitError(f"{f}: cannot read as an image")
+        self._pacer.wait(self._stop)
+        return img
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+
+@register("camera_source")
+class CameraSource(SourceNode):
+    """A local camera by index (V4L2 on Linux)."""
+
+    live = True
+
+    def __init__(self, name: str, index: int = 0, width: int | None = None, height: int | None = None,
+                 fps: float | None = None, **options):
+        super().__init__(name, **options)
+        self.index, self.width, self.height, self.fps = int(index), width, height, fps
+        self._cap = None
+
+    def open(self) -> None:
+        import cv2
+
+        self._cap = cv2.VideoCapture(self.index)
+        if not self._cap.isOpened():
+            raise EdgekitError(f"camera {self.index}: cannot open it (no /dev/video{self.index} on this machine?)")
+        if self.width:
+            self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
+        if self.height:
+            self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
+        if self.fps:
+            self._cap.set(cv2.CAP_PROP_FPS, self.fps)
+        self.fps = self._cap.get(cv2.CAP_PROP_FPS) or self.fps or 30.0
+
+    def read(self):
+        ok, frame = self._cap.read()
+        if not ok:
+            raise EdgekitError(f"camera {self.index}: read failed")
+        return frame
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+
+
+class MjpegReader:
+    """Reads an MJPEG-over-HTTP stream (multipart/x-mixed-replace of JPEGs) with socket timeouts."""
+
+    def __init__(self, url: str, timeout: float):
+        import urllib.request
+
+        self.resp = urllib.request.urlopen(url, timeout=timeout)
+        ctype = self.resp.headers.get("Content-Type", "")
+        if "multipart" not in ctype:
+            self.resp.close()
+            raise ValueError(f"not a multipart MJPEG stream (Content-Type: {ctype or 'none'})")
+        self.buf = b""
+
+    def read(self) -> np.ndarray:
+        import cv2
+
+        while True:
+            start = self.buf.find(b"\xff\xd8")
+            end = self.buf.find(b"\xff\xd9", start + 2) if start >= 0 else -1
+            if start >= 0 and end >= 0:
+                jpg, self.buf = self.buf[start:end + 2], self.buf[end + 2:]
+                img = cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_COLOR)
+                if img is not None:
+                    return img
+                continue
+            chunk = self.resp.read1(65536) if hasattr(self.resp, "read1") else self.resp.read(4096)
+            if not chunk:
+                raise ConnectionError("stream ended")
+            self.buf += chunk
+            if len(self.buf) > 32 * 1024 * 1024:
+                raise ConnectionError("no JPEG frame in 32 MiB of stream")
+
+    def close(self) -> None:
+        try:
+            self.resp.close()
+        except Exception:
+            pass
+
+
+@register("stream_source")
+class StreamSource(SourceNode):
+    """An rtsp:// or http(s):// stream. MJPEG over HTTP is read directly; everything else through OpenCV's
+    FFmpeg. When the stream drops it reconnects with exponential backoff (`backoff` seconds doubling up to
+    `max_backoff`); after `max_retries` failed attempts in a row (0: never give up) the stream ends."""
+
+    live = True
+
+    def __init__(self, name: str, url: str, timeout: float = 5.0, backoff: float = 0.25, max_backoff: float = 5.0,
+                 max_retries: int = 0, fps: float | None = None, **options):
+        super().__init__(name, **options)
+        self.url, self.timeout = url, float(timeout)
+        self.backoff, self.max_backoff, self.max_retries = float(backoff), float(max_backoff), int(max_retries)
+        self.fps = fps or 30.0
+        self._reader = None
+        self._failures = 0
+        self._stop = threading.Event()
+        self.reconnects = 0  # successful reconnections after a drop
+        self.connected_once = False
+        self.log = print
+
+    def open(self) -> None:
+        if not self.url.split("://")[0] in ("rtsp", "http", "https", "rtmp", "udp", "tcp"):
+            raise EdgekitError(f"{self.url}: not a stream URL (rtsp://, http://, ...)")
+        self._connect()  # first attempt now, so a wrong URL is reported at once; failures are retried
+
+    def _connect(self) -> bool:
+        try:
+            if self.url.startswith("http"):
+                try:
+                    self._reader = MjpegReader(self.url, self.timeout)
+                except ValueError:
+                    self._reader = _CvReader(self.url, self.timeout)
+            else:
+                self._reader = _CvReader(self.url, self.timeout)
+        except Exception as e:  # refused, timed out, 404 ...
+            self._reader = None
+            self._last_error = e
+            return False
+        if self.connected_once:
+            self.reconnects += 1
+        self.connected_once = True
+        self._failures = 0
+        return True
+
+    def read(self):
+        if self._stop.is_set():
+            return None
+        if self._reader is None:
+            if self.max_retries and self._failures >= self.max_retries:
+                self.log(f"{self.name}: {self.url} unreachable after {self._failures} attempts "
+                         f"({getattr(self, '_last_error', '')}); ending the stream")
+                return None
+            delay = min(self.max_backoff, self.backoff * (2 ** min(self._failures, 16)))
+            self._failures += 1
+            if self._stop.wait(delay):
+                return None
+            if not self._connect():
+                raise Retry()
+        try:
+            return self._reader.read()
+        except Exception as e:  # the stream dropped: reconnect on the next read
+            self._last_error = e
+            self._reader.close()
+            self._reader = None
+            raise Retry() from None
+
+    def request_stop(self) -> None:
+        self._stop.set()
+        if self._reader is not None:
+            self._reader.close()
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+
+class _CvReader:
+    def __init__(self, url: str, timeout: float):
+        import cv2
+
+        self.cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(timeout * 1000),
+                                                          cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(timeout * 1000)])
+        if not self.cap.isOpened():
+            raise ConnectionError(f"cannot open {url}")
+
+    def read(self):
+        ok, frame = self.cap.read()
+        if not ok:
+            raise ConnectionError("read failed")
+        return frame
+
+    def close(self) -> None:
+        self.cap.release()
+
+
+def source_from_text(text: str, name: str = "source", **extra) -> SourceNode:
+    """A --source string -> a source node: `0` (camera), a video file, a folder/pattern of images, a URL."""
+    text = str(text)
+    if text.isdigit():
+        return CameraSource(name, index=int(text))
+    if "://" in text:
+        return StreamSource(name, url=text, **{k: v for k, v in extra.items() if k in ("fps",)})
+    p = Path(text)
+    if p.is_dir() or any(c in text for c in "*?[") or p.suffix.lower() in IMAGE_SUFFIXES:
+        return ImageSource(name, path=text, **{k: v for k, v in extra.items() if k in ("loop", "realtime", "fps")})
+    if not p.exists():
+        raise EdgekitError(f"--source {text}: no such file, folder, camera index or URL")
+    return VideoSource(name, path=text, **{k: v for k, v in extra.items() if k in ("loop", "realtime", "fps")})

@@ -1,0 +1,99 @@
+#!/usr/bin/env python
+"""Make the sample videos the pipeline apps and tests use, from packaged real images; nothing is downloaded.
+
+- face.avi: scikit-image's astronaut photo, panned and zoomed (a slow push-in with a sideways drift), 640x480.
+- ocr.avi:  a page of printed text lines rendered with Pillow, drifting slowly, 640x480; ocr.json holds the
+            ground-truth lines.
+
+    python tools/make_sample_media.py [--out samples] [--frames 48]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+W, H = 640, 480
+OCR_LINES = ["Hello edgekit 2026", "The quick brown fox", "INVOICE No. 4711-B", "Total: 128.50 EUR",
+             "Raspberry Pi 5 and ncnn", "OCR on every backend"]
+
+
+def face_frames(n: int) -> list[np.ndarray]:
+    """The astronaut (BGR) moved and zoomed across n frames of W x H."""
+    import cv2
+    from skimage import data
+
+    img = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)  # 512x512, face near (250, 110)
+    frames = []
+    for i in range(n):
+        a = i / max(n - 1, 1)
+        zoom = 0.9 + 0.5 * a  # push in
+        # keep the face inside the frame: centre of the view drifts from left to right of the face
+        cx = 230 + 60 * np.sin(2 * np.pi * a)
+        cy = 190 - 40 * a
+        m = np.array([[zoom, 0, W / 2 - zoom * cx], [0, zoom, H / 2 - zoom * cy]], np.float32)
+        frames.append(cv2.warpAffine(img, m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+    return frames
+
+
+def ocr_page() -> np.ndarray:
+    from PIL import Image, ImageDraw, ImageFont
+
+    page = Image.new("RGB", (W + 80, H + 80), (246, 244, 238))
+    draw = ImageDraw.Draw(page)
+    y = 60
+    for k, text in enumerate(OCR_LINES):
+        size = 30 + (k % 3) * 3
+        font = ImageFont.load_default(size=size)
+        draw.text((70 + (k % 2) * 30, y), text, fill=(25, 25, 35), font=font)
+        y += size + 34
+    return np.asarray(page)[..., ::-1].copy()  # BGR
+
+
+def ocr_frames(n: int) -> list[np.ndarray]:
+    page = ocr_page()
+    frames = []
+    for i in range(n):
+        a = i / max(n - 1, 1)
+        dx, dy = int(round(40 * a)), int(round(20 * np.sin(np.pi * a)))
+        frames.append(np.ascontiguousarray(page[dy:dy + H, dx:dx + W]))
+    return frames
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: float = 30.0) -> Path:
+    import cv2
+
+    fourcc = {".avi": "MJPG", ".mp4": "mp4v", ".webm": "VP80"}[path.suffix]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (frames[0].shape[1], frames[0].shape[0]))
+    if not w.isOpened():
+        raise SystemExit(f"cannot write {path}")
+    for f in frames:
+        w.write(f)
+    w.release()
+    return path
+
+
+def make(out: Path, frames: int = 48) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    face = write_video(out / "face.avi", face_frames(frames))
+    ocr = write_video(out / "ocr.avi", ocr_frames(frames))
+    (out / "ocr.json").write_text(json.dumps({"lines": OCR_LINES}, indent=2) + "\n")
+    return {"face": face, "ocr": ocr, "ocr_truth": out / "ocr.json"}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="samples", help="output folder (default ./samples)")
+    ap.add_argument("--frames", type=int, default=48, help="frames per video (default 48, 30 fps)")
+    args = ap.parse_args(argv)
+    for name, path in make(Path(args.out), args.frames).items():
+        print(f"{name}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
