@@ -77,10 +77,10 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = 30.0) -> Path
     return path
 
 
-def make(out: Path, frames: int = 48) -> dict:
+def make(out: Path, frames: int = 48, ocr_frames_count: int | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     face = write_video(out / "face.avi", face_frames(frames))
-    ocr = write_video(out / "ocr.avi", ocr_frames(frames))
+    ocr = write_video(out / "ocr.avi", ocr_frames(ocr_frames_count or frames))
     (out / "ocr.json").write_text(json.dumps({"lines": OCR_LINES}, indent=2) + "\n")
     return {"face": face, "ocr": ocr, "ocr_truth": out / "ocr.json"}
 
@@ -89,8 +89,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="samples", help="output folder (default ./samples)")
     ap.add_argument("--frames", type=int, default=48, help="frames per video (default 48, 30 fps)")
+    ap.add_argument("--ocr-frames", type=int, default=None, help="frames of the OCR video (default: --frames)")
     args = ap.parse_args(argv)
-    for name, path in make(Path(args.out), args.frames).items():
+    for name, path in make(Path(args.out), args.frames, args.ocr_frames).items():
         print(f"{name}: {path}")
     return 0
 

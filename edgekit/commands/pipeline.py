@@ -22,6 +22,8 @@ def register(sub) -> None:
                    help="run every model on this backend (exported once and cached; default: the graph's)")
     p.add_argument("--artifact", action="append", default=[], metavar="NODE=PATH",
                    help="run inference node NODE on this artifact folder or .onnx file")
+    p.add_argument("--set", action="append", default=[], metavar="NODE.OPTION=VALUE",
+                   help="change a node's option, e.g. --set log.path=out.jsonl --set detections.min_score=0.6")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many source frames")
     p.add_argument("--max-in-flight", type=int, default=None, help="the flow limiter's frames in flight")
     p.add_argument("--flow", choices=["auto", "drop", "block"], default=None,
@@ -57,10 +59,18 @@ def main(args) -> int:
         if not sep:
             raise EdgekitError(f"--artifact {item}: write NODE=PATH")
         artifacts[node] = path
+    options = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise EdgekitError(f"--set {item}: write NODE.OPTION=VALUE")
+        import yaml
+
+        options[key] = yaml.safe_load(value)
     log = lambda msg: print(f"edgekit pipeline: {msg}", file=sys.stderr, flush=True)  # noqa: E731
     o = Overrides(source=args.source, sinks=list(args.sink), backend=args.backend, artifacts=artifacts,
                   max_in_flight=args.max_in_flight, flow=args.flow, realtime=args.realtime, loop=args.loop,
-                  threads=args.threads, cache=args.cache, trace=args.trace)
+                  threads=args.threads, cache=args.cache, trace=args.trace, options=options)
     pipeline = build(args.graph, o, log=log)
     log(f"graph '{pipeline.name}': {len(pipeline.nodes)} nodes, backend {pipeline.info['backend']}")
 

@@ -46,6 +46,7 @@ class Overrides:
     threads: int | None = None
     cache: str | None = None
     trace: str | None = None
+    options: dict = field(default_factory=dict)  # "node.key" -> value (--set node.key=value)
 
 
 def load_config(path: str | Path) -> dict:
@@ -101,6 +102,13 @@ def build(cfg: dict | str | Path, overrides: Overrides | None = None, log=print,
         p.info["cache"] = base / p.info["cache"]
     p.info["log"] = log
     specs = [dict(n) for n in cfg["nodes"]]
+    by_name = {s.get("name"): s for s in specs}
+    for key, value in o.options.items():
+        node_name, _, opt = key.partition(".")
+        if node_name not in by_name or not opt:
+            raise EdgekitError(f"--set {key}: write NODE.OPTION=VALUE with a node of the graph "
+                               f"({', '.join(str(n) for n in by_name)})")
+        by_name[node_name][opt] = value
     for s in specs:
         if not s.get("name") or not s.get("type"):
             raise EdgekitError(f"every node needs a `name:` and a `type:` ({s})")

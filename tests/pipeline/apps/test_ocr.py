@@ -1,0 +1,56 @@
+"""The OCR app on every backend: character accuracy on the rendered text >= 95% and within 1 point of the
+same app on ONNX Runtime. Whitespace is not scored: PP-OCRv4's recogniser (with rapidocr's own pipeline too)
+mostly omits the spaces between words of Latin text."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.pipeline.conftest import OCR_BACKENDS, OCR_FRAMES
+
+
+def edit_distance(a: str, b: str) -> int:
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def char_accuracy(records: list[dict], truth: list[str]) -> float:
+    want = "".join("".join(truth).split())
+    errors = sum(edit_distance("".join(r["text"].split()), want) for r in records)
+    return 100.0 * (1 - errors / (len(want) * len(records)))
+
+
+def accuracy(run, samples) -> float:
+    truth = json.loads(samples["ocr_truth"].read_text())["lines"]
+    return char_accuracy(run.records, truth)
+
+
+def test_reference_reads_the_text(app_run, samples):
+    ref = app_run("ocr", "onnx")
+    assert ref.error is None, ref.error
+    assert len(ref.records) == OCR_FRAMES
+    truth = json.loads(samples["ocr_truth"].read_text())["lines"]
+    for r in ref.records:
+        assert len(r["lines"]) == len(truth), r["text"]
+        for line in r["lines"]:
+            assert len(line["box"]) == 4 and line["score"] > 0.5
+    acc = accuracy(ref, samples)
+    print(f"ocr onnx: character accuracy {acc:.2f}%")
+    assert acc >= 95.0
+
+
+@pytest.mark.parametrize("backend", [b for b in OCR_BACKENDS if b != "onnx"])
+def test_backend_matches_onnxruntime(app_run, samples, backend):
+    ref, run = app_run("ocr", "onnx"), app_run("ocr", backend)
+    assert run.error is None, run.error
+    assert len(run.records) == OCR_FRAMES
+    acc, ref_acc = accuracy(run, samples), accuracy(ref, samples)
+    print(f"ocr {backend}: character accuracy {acc:.2f}% (ONNX Runtime {ref_acc:.2f}%)")
+    assert acc >= 95.0
+    assert abs(acc - ref_acc) <= 1.0

@@ -1,0 +1,140 @@
+"""Graph semantics on real threads: end of stream, timestamps, joins over frames a node emitted nothing for,
+a failing node, the flow limiter's latency bound, user nodes from YAML, Chrome traces, and no thread left."""
+from __future__ import annotations
+
+import json
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from edgekit.errors import EdgekitError
+from edgekit.pipeline import Pipeline, PipelineError, build
+from edgekit.pipeline.nodes.render import Annotate
+from tests.pipeline import helpers as h
+
+
+def test_end_of_stream_stops_cleanly_with_every_frame_in_order(no_new_threads):
+    p = Pipeline(max_in_flight=3)
+    p.add(h.Frames("src", count=25), outputs={"frame": "frames"})
+    p.add(h.Sleep("work", ms=2), inputs={"in": "frames"}, outputs={"out": "done"})
+    sink = p.add(h.Collect("sink"), inputs={"in": "done"})
+    s = p.run()
+    assert s.stopped_by == "end of stream"
+    assert s.frames_in == s.frames_processed == 25 and s.frames_dropped == 0
+    seqs = [i[0] for i in sink.items]
+    ts = [i[1] for i in sink.items]
+    assert seqs == list(range(25)) and all(a < b for a, b in zip(ts, ts[1:]))  # monotonic per stream
+    assert [int(i[2][0, 0, 0]) for i in sink.items] == list(range(25))
+    assert not p.threads()
+
+
+def test_a_node_that_emits_nothing_does_not_stall_a_join(no_new_threads):
+    p = Pipeline(max_in_flight=2)
+    p.add(h.Frames("src", count=12), outputs={"frame": "frames"})
+    p.add(h.SkipOdd("det"), inputs={"in": "frames"}, outputs={"out": "dets"})
+    p.add(h.Pair("join"), inputs={"frame": "frames", "result": "dets"}, outputs={"out": "pairs"})
+    p.add(Annotate("draw"), inputs={"frame": "frames", "results": "dets"}, outputs={"frame": "drawn"})
+    pairs = p.add(h.Collect("pairs_sink"), inputs={"in": "pairs"})
+    drawn = p.add(h.Collect("drawn_sink"), inputs={"in": "drawn"})
+    s = p.run()
+    assert s.frames_processed == 12
+    got = [i[2] for i in pairs.items]
+    assert [g["seq"] for g in got] == list(range(12))
+    assert [g["value"] for g in got] == list(range(12))  # frame and result of the same timestamp
+    assert [g["has_result"] for g in got] == [i % 2 == 0 for i in range(12)]
+    assert len(drawn.items) == 12
+    assert s.as_dict()["nodes"][1]["empty"] == 6
+
+
+def test_a_failing_node_stops_the_graph_and_is_named(no_new_threads):
+    p = Pipeline(max_in_flight=2)
+    p.add(h.Frames("src", count=None, fps=200), outputs={"frame": "frames"})  # endless live source
+    p.add(h.Fail("bad_node", at=5), inputs={"in": "frames"}, outputs={"out": "x"})
+    p.add(h.Collect("sink"), inputs={"in": "x"})
+    start = time.monotonic()
+    with pytest.raises(PipelineError, match=r"node 'bad_node' \(test_fail\) failed: ValueError: broken at frame 5") as e:
+        p.run()
+    assert e.value.node == "bad_node"
+    assert time.monotonic() - start < 10
+    assert not p.threads()
+
+
+def test_close_without_run_and_twice_leaves_no_threads(no_new_threads):
+    p = Pipeline()
+    p.add(h.Frames("src", count=None, fps=100), outputs={"frame": "frames"})
+    p.add(h.Collect("sink"), inputs={"in": "frames"})
+    p.start()
+    time.sleep(0.2)
+    p.close()
+    p.close()
+    assert not p.threads()
+
+
+def test_flow_limiter_drops_frames_instead_of_building_latency(no_new_threads):
+    """A 30 fps live source into a 60 ms stage: frames are dropped at the source and the end-to-end latency
+    stays under 2x the processing time (unbounded queues would grow it without limit)."""
+    p = Pipeline(max_in_flight=1)
+    p.add(h.Frames("src", count=60, fps=30), outputs={"frame": "frames"})
+    p.add(h.Sleep("slow", ms=60), inputs={"in": "frames"}, outputs={"out": "out"})
+    p.add(h.Collect("sink"), inputs={"in": "out"})
+    s = p.run()
+    d = s.as_dict()
+    assert s.frames_in == 60 and s.frames_dropped > 20
+    assert d["e2e_latency_ms_median"] < 2 * 60, d
+
+
+def test_wiring_errors_are_clear():
+    p = Pipeline()
+    p.add(h.Frames("src"), outputs={"frame": "frames"})
+    with pytest.raises(EdgekitError, match="has no input 'image'"):
+        p.add(h.Collect("sink"), inputs={"image": "frames"})
+    p.add(h.Collect("sink"), inputs={"in": "nowhere"})
+    with pytest.raises(EdgekitError, match="no node produces stream 'nowhere'"):
+        p.start()
+
+
+def test_user_node_from_yaml_and_chrome_trace(tmp_path, no_new_threads):
+    (tmp_path / "my_nodes.py").write_text(textwrap.dedent('''
+        from edgekit.pipeline import Node, register
+
+        @register("mean_brightness")
+        class MeanBrightness(Node):
+            inputs, outputs = ("frame",), ("value",)
+            def process(self, inputs, packet):
+                return {"mean": float(inputs["frame"].mean())}
+    '''))
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    import cv2
+
+    for i in range(5):
+        cv2.imwrite(str(frames / f"{i:03d}.png"), np.full((16, 16, 3), 10 * i, np.uint8))
+    (tmp_path / "g.yaml").write_text(textwrap.dedent(f'''
+        name: brightness
+        imports: [my_nodes.py]
+        nodes:
+          - {{name: source, type: source, uri: "{frames}/*.png", output: frames}}
+          - {{name: measure, type: mean_brightness, input: {{stream: frames, policy: drop-oldest, size: 8}}, output: v}}
+          - {{name: log, type: jsonl_sink, path: "{tmp_path / 'out.jsonl'}", input: v}}
+    '''))
+    from edgekit.pipeline import Overrides
+
+    s = build(tmp_path / "g.yaml", Overrides(trace=str(tmp_path / "trace.json"))).run()
+    assert s.frames_processed == 5
+    rows = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [r["mean"] for r in rows] == [0.0, 10.0, 20.0, 30.0, 40.0]
+    trace = json.loads((tmp_path / "trace.json").read_text())["traceEvents"]
+    spans = [e for e in trace if e["ph"] == "X"]
+    assert {e["name"] for e in spans} == {"read", "process"}
+    assert {e["args"]["seq"] for e in spans} == set(range(5))
+    names = {e["args"]["name"] for e in trace if e["ph"] == "M"}
+    assert names == {"source", "measure", "log"}
+
+
+def test_unknown_node_type_lists_the_known_ones(tmp_path):
+    (tmp_path / "g.yaml").write_text("nodes:\n  - {name: a, type: nosuch}\n")
+    with pytest.raises(EdgekitError, match="unknown node type 'nosuch'.*inference"):
+        build(tmp_path / "g.yaml")
