@@ -21,7 +21,7 @@ from .backends.base import ConvertOptions
 from .errors import ConversionError, EdgekitError, VerificationFailed
 from .fsutil import atomic_dir, check_destination, sha256
 from .harness import compare, inputs as inputs_mod
-from .manifest import Manifest, Preprocessing, Verification
+from .manifest import Manifest, Preprocessing, TensorSpec, Verification
 from .onnx import inspect
 from .onnx import passes as passes_mod
 from .onnx.load import load_model
@@ -63,11 +63,14 @@ def export(model: str | Path, target: str = "all", out: str | Path | None = None
            keep_workdir: bool = False, data: list | None = None, preprocessing: Preprocessing | None = None,
            labels: list[str] | None = None, samples: int = 2, tolerances: dict | None = None,
            progress: Callable[[str, str], None] | None = None,
-           passes: list[str] | None = None, keep_inaccurate: bool = False) -> list[ExportResult]:
+           passes: list[str] | None = None, keep_inaccurate: bool = False,
+           dynamic: bool = False) -> list[ExportResult]:
     """Export `model` to every format of `target`; returns one ExportResult per format.
 
     `passes`: the normalisation passes to run (names from `edgekit.onnx.passes.REGISTRY`); None runs the ones
     the target's backends declare, [] hands the converters the shape-fixed model untouched (raw converters).
+    `dynamic`: keep the model's dynamic axes (a dynamic batch axis still becomes 1) in the formats whose backend
+    can; `input_shapes` then gives the typical size, and verification runs there and at a second size.
 
     Bad input (missing/corrupt model, unknown target, bad shapes, missing backend, existing output without
     `force`) raises EdgekitError before anything is written. Conversion and verification failures are
@@ -86,7 +89,12 @@ def export(model: str | Path, target: str = "all", out: str | Path | None = None
         backends.get(fmt).require(convert=True)
     original = load_model(model_path)
     shapes = resolve_input_shapes(original, input_shapes or {})
-    require_static(shapes, "the converters need static shapes")
+    verify_shapes = [shapes]
+    if dynamic:
+        verify_shapes = _verification_shapes(original, shapes)
+        shapes = resolve_input_shapes(original, {})  # the model keeps its dynamic axes
+    else:
+        require_static(shapes, "the converters need static shapes")
     for dest in dests.values():
         check_destination(dest, force)
 
@@ -95,14 +103,24 @@ def export(model: str | Path, target: str = "all", out: str | Path | None = None
     # Each format gets the passes its backend declares (one normalised model per distinct pass list).
     wanted = {fmt: passes_mod.plan([fmt]) if passes is None else list(passes) for fmt in plan.formats}
     ins = [s for s in inspect.graph_inputs(fixed)]
-    reference = _reference(original, model_path, ins, data, preprocessing, samples, progress)
+    reference = None
+    for vs in verify_shapes:  # one reference per verification shape (two or more for a dynamic export)
+        at = [TensorSpec(s.name, s.dtype, list(vs[s.name])) for s in ins]
+        ref = _reference(original, model_path, at, data, preprocessing, samples, progress)
+        reference = ref if reference is None else Reference(
+            reference.samples + ref.samples, reference.outputs + ref.outputs,
+            f"{reference.source}; at {'x'.join(map(str, next(iter(vs.values()))))}: {ref.source}",
+            reference.shapes + ref.shapes)
     outs = inspect.graph_outputs(fixed)
     for spec in outs:  # the reference run knows the true output shapes, whatever inference left dynamic
-        spec.shape = list(reference.outputs[0][spec.name].shape)
+        seen = [list(o[spec.name].shape) for o in reference.outputs]
+        spec.shape = [d if all(s[i] == d for s in seen) else f"{spec.name}_{i}" for i, d in enumerate(seen[0])]
         spec.dtype = reference.outputs[0][spec.name].dtype.name
     source = {"file": model_path.name, "path": str(model_path.resolve()), "sha256": sha256(model_path),
               "opset": inspect.opset(original), "producer": inspect.summary(original)["producer"]}
     options = {"target": target, "precision": precision, "input_shapes": shapes, "threads": plan.threads}
+    if dynamic:
+        options["dynamic"] = True
     tol = dict(tolerances or compare.DEFAULT_TOLERANCES[precision])
 
     results = []
@@ -121,23 +139,32 @@ def export(model: str | Path, target: str = "all", out: str | Path | None = None
             normalized_path, applied = normalized_models[key]
             results.append(_export_one(fmt, normalized_path, dests[fmt], scratch, ins, outs, reference, source,
                                        options, applied, precision, preprocessing, labels, tol, force,
-                                       keep_workdir, keep_inaccurate, progress))
+                                       keep_workdir, keep_inaccurate, progress, verify_shapes if dynamic else None))
     return results
 
 
 def _export_one(fmt, normalized_path, dest, scratch, ins, outs, reference, source, options, applied, precision,
-                preprocessing, labels, tol, force, keep_workdir, keep_inaccurate, progress) -> ExportResult:
+                preprocessing, labels, tol, force, keep_workdir, keep_inaccurate, progress,
+                dynamic_shapes=None) -> ExportResult:
     backend = backends.get(fmt)
     result = ExportResult(fmt)
     workdir = Path(tempfile.mkdtemp(prefix=f"edgekit-{fmt}-")) if keep_workdir else scratch / fmt
     workdir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
+        if dynamic_shapes and not backend.dynamic:
+            name, dims = next((s.name, s.shape) for s in ins if not all(isinstance(d, int) for d in s.shape))
+            example = "x".join(map(str, dynamic_shapes[0][name]))
+            raise EdgekitError(f"{backend.runtime} cannot keep dynamic axes ({backend.dynamic_why}); export this "
+                               f"format with static shapes instead: --input-shape {name}:{example} without --dynamic")
         with atomic_dir(dest, force) as tmp:
             progress(fmt, f"converting with {backend.runtime}")
-            calibration = {k: np.concatenate([s[k] for s in reference.samples]) for k in reference.samples[0]}
+            first = [s for s in reference.samples if all(v.shape == reference.samples[0][k].shape
+                                                         for k, v in s.items())]
+            calibration = {k: np.concatenate([s[k] for s in first]) for k in reference.samples[0]}
             conv = backend.convert(normalized_path, tmp, [_copy(s) for s in ins], [_copy(s) for s in outs],
-                                   ConvertOptions(precision=precision, workdir=workdir, calibration=calibration))
+                                   ConvertOptions(precision=precision, workdir=workdir, calibration=calibration,
+                                                  shapes=dynamic_shapes))
             manifest = Manifest(
                 format=fmt, files=conv.files, source=source, inputs=conv.inputs, outputs=conv.outputs,
                 precision=conv.precision, export_options=options,
@@ -169,6 +196,42 @@ def _export_one(fmt, normalized_path, dest, scratch, ins, outs, reference, sourc
     else:
         shutil.rmtree(workdir, ignore_errors=True)
     return result
+
+
+def _verification_shapes(model, typical: dict) -> list[dict]:
+    """For a dynamic export: the typical shape (from --input-shape) and a second one with every dynamic axis
+    at 5/4, 3/2, 5/4, ... of its size (so a square input becomes oblong; growing, since a smaller size can
+    leave a pooling window larger than its input), rounded down to the largest power-of-two factor (up to 32)
+    that divides the typical size, so strided models still divide evenly."""
+    from .onnx.shapes import dynamic_inputs, format_shape
+
+    declared = resolve_input_shapes(model, {})
+    if not dynamic_inputs(declared):
+        raise EdgekitError("--dynamic: the model has no dynamic axes besides the batch; nothing to keep "
+                           "(export without --dynamic)")
+    missing = dynamic_inputs(typical)
+    if missing:
+        name, dims = next(iter(missing.items()))
+        raise EdgekitError(f"--dynamic keeps input '{name}' {format_shape(dims)} dynamic, and verification needs a "
+                           f"typical size for it: add --input-shape {name}:"
+                           + "x".join(str(d) if isinstance(d, int) else "N" for d in dims))
+    second, k = {}, 0
+    for name, dims in typical.items():
+        alt = []
+        for want, have in zip(dims, declared[name]):
+            if isinstance(have, int) or want <= 1:
+                alt.append(want)
+                continue
+            step, (num, den) = min(want & -want, 32), ((5, 4), (3, 2))[k % 2]
+            alt.append(max(step, (want * num // den) // step * step))
+            k += 1
+        second[name] = alt
+    if second == typical:  # sizes too small for the fractions to move: grow the last dynamic axis one step
+        name = next(n for n in reversed(list(typical)) if n in dynamic_inputs(declared))
+        axis = max(i for i, d in enumerate(declared[name]) if not isinstance(d, int))
+        second[name] = list(typical[name])
+        second[name][axis] += min(typical[name][axis] & -typical[name][axis], 32)
+    return [typical, second]
 
 
 def _failures(manifest, tol) -> str:

@@ -21,6 +21,7 @@ class ConvertOptions:
     precision: str = "fp32"
     workdir: Path | None = None  # scratch folder for the converter
     calibration: dict | None = None  # input name -> array of realistic samples (N, ...) for tools that want data
+    shapes: list[dict] | None = None  # dynamic export: example static shapes (input name -> dims), typical first
     log: Callable[[str], None] = lambda msg: None
 
 
@@ -43,6 +44,8 @@ class Backend:
     # device needs to load an artifact, and the converter, needed only to export.
     requires: tuple[str, ...] = ()
     converter_requires: tuple[str, ...] = ()
+    dynamic = True  # can keep dynamic input axes (export --dynamic); if not, `dynamic_why` says why
+    dynamic_why = ""
 
     def install_hint(self) -> str:
         return f"pip install 'edgekit[{self.extra}]'"

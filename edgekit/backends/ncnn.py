@@ -107,9 +107,15 @@ class NcnnBackend(Backend):
         work = options.workdir
         model = work / "model.onnx"  # pnnx writes its outputs next to its input
         shutil.copyfile(onnx_path, model)
-        shapes = ",".join("[" + ",".join(str(d) for d in s.shape) + "]" + PNNX_DTYPES.get(s.dtype, "") for s in inputs)
+        def pnnx_shapes(example: dict | None) -> str:
+            return ",".join("[" + ",".join(str(d) for d in (example[s.name] if example else s.shape)) + "]"
+                            + PNNX_DTYPES.get(s.dtype, "") for s in inputs)
+
         fp16 = "1" if options.precision == "fp16" else "0"
-        proc = run_tool([str(exe), str(model), f"inputshape={shapes}", f"fp16={fp16}"], cwd=work)
+        # Dynamic axes: pnnx traces at two example shapes (inputshape2) and writes size-independent expressions.
+        dynamic = [f"inputshape={pnnx_shapes(options.shapes[0])}", f"inputshape2={pnnx_shapes(options.shapes[1])}"] \
+            if options.shapes and len(options.shapes) > 1 else [f"inputshape={pnnx_shapes(None)}"]
+        proc = run_tool([str(exe), str(model), *dynamic, f"fp16={fp16}"], cwd=work)
         param, binf = work / "model.ncnn.param", work / "model.ncnn.bin"
         if proc.returncode != 0 or not param.is_file() or not binf.is_file():
             raise ConversionError("ncnn", f"pnnx failed (exit {proc.returncode})", tail(proc.stdout))

@@ -51,6 +51,8 @@ class TfliteBackend(Backend):
     extra = "tflite"
     requires = ("ai_edge_litert",)
     converter_requires = ("onnx2tf", "tensorflow")
+    dynamic = False
+    dynamic_why = "onnx2tf needs static input shapes to lay out NHWC and fold shape computations"
 
     def versions(self):
         return {k: dist_version(k) for k in ("onnx2tf", "tensorflow", "ai-edge-litert")}

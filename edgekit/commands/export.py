@@ -19,6 +19,9 @@ def register(sub) -> None:
                    "each format goes to OUT/<model>_<format>/")
     p.add_argument("--input-shape", action="append", default=[], metavar="NAME:1x3x48x192",
                    help="fix an input's shape (repeatable); a dynamic batch axis alone defaults to 1")
+    p.add_argument("--dynamic", action="store_true",
+                   help="keep the model's dynamic axes (not batch) where the format can (ncnn, MNN, OpenVINO, ONNX); "
+                        "--input-shape then gives the typical size, and verification runs at it and a second size")
     p.add_argument("--precision", choices=["fp32", "fp16"], default=None, help="default fp32 (or the profile's)")
     p.add_argument("--force", action="store_true", help="overwrite existing artifacts")
     p.add_argument("--keep-workdir", action="store_true", help="keep each converter's scratch folder for debugging")
@@ -49,7 +52,7 @@ def main(args) -> int:
         results = export(args.model, target=args.target, out=args.out, input_shapes=args.input_shape,
                          precision=args.precision, force=args.force, keep_workdir=args.keep_workdir,
                          data=args.data, preprocessing=preprocessing_from_args(args), labels=labels,
-                         samples=args.samples, keep_inaccurate=args.keep_inaccurate,
+                         samples=args.samples, keep_inaccurate=args.keep_inaccurate, dynamic=args.dynamic,
                          progress=lambda fmt, stage: update(f"[{fmt}] {stage}"))
     print_results(results, Path(args.model).name)
     if args.json:
