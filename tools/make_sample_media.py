@@ -19,6 +19,7 @@ import numpy as np
 W, H = 640, 480
 OCR_LINES = ["Hello edgekit 2026", "The quick brown fox", "INVOICE No. 4711-B", "Total: 128.50 EUR",
              "Raspberry Pi 5 and ncnn", "OCR on every backend"]
+UPSIDE_DOWN = {5}  # lines printed upside down (the orientation classifier turns them back)
 
 
 def face_frames(n: int) -> list[np.ndarray]:
@@ -48,7 +49,14 @@ def ocr_page() -> np.ndarray:
     for k, text in enumerate(OCR_LINES):
         size = 30 + (k % 3) * 3
         font = ImageFont.load_default(size=size)
-        draw.text((70 + (k % 2) * 30, y), text, fill=(25, 25, 35), font=font)
+        x = 70 + (k % 2) * 30
+        if k in UPSIDE_DOWN:
+            w = int(font.getlength(text)) + 8
+            line = Image.new("RGB", (w, size + 12), (246, 244, 238))
+            ImageDraw.Draw(line).text((4, 2), text, fill=(25, 25, 35), font=font)
+            page.paste(line.rotate(180), (x, y))
+        else:
+            draw.text((x, y), text, fill=(25, 25, 35), font=font)
         y += size + 34
     return np.asarray(page)[..., ::-1].copy()  # BGR
 

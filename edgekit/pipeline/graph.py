@@ -190,6 +190,69 @@ class Pipeline:
             slot.thread.start()
         return self
 
+    def run_inline(self, max_frames: int | None = None) -> RunSummary:
+        """Run the graph in the calling thread, one frame through every node in turn (no threads, no queues):
+        the naive loop that the threaded run is compared with, and a deterministic way to debug a graph.
+        Per-node statistics then give each stage's standalone rate."""
+        if self._started:
+            raise EdgekitError("run_inline() needs a pipeline that has not been started")
+        order = self._wire()
+        self._started = True
+        try:
+            for n in order:
+                self._slots[n].node.open()
+                self._slots[n].opened = True
+                if isinstance(self._slots[n].node, SourceNode) and self._slots[n].node.fps:
+                    self.info.setdefault("fps", self._slots[n].node.fps)
+            sources = [n for n in order if isinstance(self._slots[n].node, SourceNode)]
+            if len(sources) != 1:
+                raise EdgekitError("run_inline() runs graphs with one source")
+            self._t0 = time.monotonic()
+            s, seq = self.summary, 0
+            while max_frames is None or s.frames_in < max_frames:
+                src = self._slots[sources[0]]
+                start = time.monotonic()
+                try:
+                    payload = src.node.read()
+                except Retry:
+                    continue
+                if payload is None:
+                    self._stop_reason = "end of stream"
+                    break
+                ts = time.monotonic()
+                src.stats.record(start, ts)
+                s.frames_in += 1
+                s.frames_admitted += 1
+                values = {st: Packet(seq, ts, payload) for st in src.outputs.values()}
+                for n in order:
+                    slot = self._slots[n]
+                    if slot is src:
+                        continue
+                    packets = {k: values.get(e.stream, Packet(seq, ts)) for k, e in slot.inputs.items()}
+                    optional = getattr(slot.node, "optional_inputs", ())
+                    result = None
+                    if not any(p.empty and k not in optional for k, p in packets.items()):
+                        t0 = time.monotonic()
+                        result = slot.node.process({k: (None if p.empty else p.payload) for k, p in packets.items()},
+                                                   Packet(seq, ts, None))
+                        slot.stats.record(t0, time.monotonic())
+                    if result is None:
+                        outs = {}
+                    elif isinstance(result, dict) and len(slot.node.outputs) > 1 and set(result) <= set(slot.node.outputs):
+                        outs = result
+                    else:
+                        outs = {slot.node.outputs[0]: result} if slot.node.outputs else {}
+                    for key, stream in slot.outputs.items():
+                        values[stream] = Packet(seq, ts, outs.get(key, EMPTY))
+                s.frames_processed += 1
+                s.e2e_ms.append((time.monotonic() - ts) * 1000.0)
+                seq += 1
+            if max_frames is not None and s.frames_in >= max_frames:
+                self._stop_reason = self._stop_reason or "max frames"
+        finally:
+            self.close()
+        return self.summary
+
     def run(self, max_frames: int | None = None, on_stats: Callable[["Pipeline"], None] | None = None,
             stats_interval: float = 1.0) -> RunSummary:
         """Start (if needed), wait for the end, close, and return the summary; raise PipelineError if a node

@@ -1,7 +1,8 @@
 """Image -> model input with the geometry to map model coordinates back to the frame.
 
-Same arithmetic as edgekit.harness.inputs.preprocess (so a pipeline feeds a model exactly what `edgekit run`
-and the export check fed it), plus the affine transform each resize mode applies, kept so that
+The arithmetic of edgekit.harness.inputs.preprocess for stretch and letterbox; for `keep-ratio-pad-right` the
+text-line resize PaddleOCR and rapidocr use (full height, width by aspect ratio, zero padding after
+normalisation), which the PP-OCR classifier needs to be right. Plus the affine transform each resize applies, kept so that
 postprocessing can put boxes and points back on the original frame. Frames are BGR uint8 (OpenCV's order)."""
 from __future__ import annotations
 
@@ -53,19 +54,34 @@ def prepare(frame_bgr: np.ndarray, spec: TensorSpec, pre: Preprocessing) -> tupl
     if pre.resize == "stretch":
         img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
         t = Transform(w / fw, h / fh, 0.0, 0.0, (w, h), (fw, fh))
-    elif pre.resize in ("letterbox", "keep-ratio-pad-right"):
+    elif pre.resize == "letterbox":  # keep the aspect ratio, centre, pad with black (MediaPipe)
         scale = min(w / fw, h / fh)
         nw, nh = max(1, round(fw * scale)), max(1, round(fh * scale))
         canvas = np.zeros((h, w, 3), np.uint8)
-        x0, y0 = ((w - nw) // 2, (h - nh) // 2) if pre.resize == "letterbox" else (0, 0)
+        x0, y0 = (w - nw) // 2, (h - nh) // 2
         canvas[y0:y0 + nh, x0:x0 + nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
         img = canvas
         t = Transform(nw / fw, nh / fh, float(x0), float(y0), (w, h), (fw, fh))
+    elif pre.resize == "keep-ratio-pad-right":
+        # PaddleOCR's text-line resize (rapidocr's resize_norm_img): the height fills the input, the width
+        # follows the aspect ratio up to the input's width (longer lines are squeezed), and the rest on the
+        # right is padded with 0 *after* normalisation.
+        nw = min(w, max(1, int(np.ceil(h * fw / fh))))
+        x = _normalize(cv2.resize(img, (nw, h), interpolation=cv2.INTER_LINEAR), pre)
+        padded = np.zeros((h, w, 3), np.float32)
+        padded[:, :nw] = x
+        t = Transform(nw / fw, h / fh, 0.0, 0.0, (w, h), (fw, fh))
+        x = padded[None] if nhwc else padded.transpose(2, 0, 1)[None]
+        return np.ascontiguousarray(x, np.float32), t
     else:
         raise EdgekitError(f"unknown resize mode '{pre.resize}'")
-    x = (img.astype(np.float32) * np.float32(pre.scale) - np.float32(pre.mean)) / np.float32(pre.std)
+    x = _normalize(img, pre)
     x = x[None] if nhwc else x.transpose(2, 0, 1)[None]
     return np.ascontiguousarray(x, np.float32), t
+
+
+def _normalize(img: np.ndarray, pre: Preprocessing) -> np.ndarray:
+    return (img.astype(np.float32) * np.float32(pre.scale) - np.float32(pre.mean)) / np.float32(pre.std)
 
 
 def rotated_crop(frame_bgr: np.ndarray, center, size, angle: float, out_wh) -> tuple[np.ndarray, np.ndarray]:
@@ -84,10 +100,3 @@ def rotated_crop(frame_bgr: np.ndarray, center, size, angle: float, out_wh) -> t
     crop = cv2.warpAffine(frame_bgr, fwd, (ow, oh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     return crop, back
 
-
-def normalize(img: np.ndarray, pre: Preprocessing) -> np.ndarray:
-    """An image already at the input size (BGR) -> the input tensor, per the preprocessing's colour/scale/layout."""
-    img = img if pre.color == "bgr" else img[..., ::-1]
-    x = (img.astype(np.float32) * np.float32(pre.scale) - np.float32(pre.mean)) / np.float32(pre.std)
-    x = x[None] if pre.layout == "NHWC" else x.transpose(2, 0, 1)[None]
-    return np.ascontiguousarray(x, np.float32)

@@ -37,7 +37,12 @@ def samples(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="session")
 def pipeline_cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("pipeline_cache")
+    """Exported models for the session. EDGEKIT_TEST_PIPELINE_CACHE reuses a folder across sessions (exports
+    are keyed by the source model's hash and verified when made)."""
+    import os
+
+    keep = os.environ.get("EDGEKIT_TEST_PIPELINE_CACHE")
+    return Path(keep) if keep else tmp_path_factory.mktemp("pipeline_cache")
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -138,3 +138,19 @@ def test_unknown_node_type_lists_the_known_ones(tmp_path):
     (tmp_path / "g.yaml").write_text("nodes:\n  - {name: a, type: nosuch}\n")
     with pytest.raises(EdgekitError, match="unknown node type 'nosuch'.*inference"):
         build(tmp_path / "g.yaml")
+
+
+def test_run_inline_matches_the_threaded_run(no_new_threads):
+    def graph():
+        p = Pipeline()
+        p.add(h.Frames("src", count=8), outputs={"frame": "frames"})
+        p.add(h.SkipOdd("det"), inputs={"in": "frames"}, outputs={"out": "dets"})
+        p.add(h.Pair("join"), inputs={"frame": "frames", "result": "dets"}, outputs={"out": "pairs"})
+        return p, p.add(h.Collect("sink"), inputs={"in": "pairs"})
+
+    p1, s1 = graph()
+    p1.run()
+    p2, s2 = graph()
+    summary = p2.run_inline()
+    assert summary.frames_processed == 8 and not p2.threads()
+    assert [i[2] for i in s1.items] == [i[2] for i in s2.items]

@@ -176,10 +176,11 @@ class TextOrientation(Node):
             prob = next(iter(outs.values())).reshape(-1)
             idx = int(np.argmax(prob))
             label, score = self.labels[idx], float(prob[idx])
-            if "180" in label and score > self.threshold:
+            rotated = "180" in label and score > self.threshold
+            if rotated:
                 img = cv2.rotate(img, cv2.ROTATE_180)
             images.append(img)
-            lines.append(dict(line, angle=label, angle_score=round(score, 5)))
+            lines.append(dict(line, angle=label if rotated else self.labels[0], angle_score=round(score, 5)))
         return {"images": images, "lines": lines}
 
 
