@@ -15,13 +15,14 @@ REGISTRY = {
     "simplify": "simplify",
     "sanitize-names": "sanitize_names",
     "pad-mode": "pad_mode",
+    "fp16-weight-range": "fp16_weight_range",
 }
 
 # Passes every export gets, and the extra ones a backend needs.
 COMMON = ["simplify"]
 PASSES_FOR = {
     "tflite": ["sanitize-names"],
-    "ncnn": ["pad-mode"],
+    "ncnn": ["pad-mode", "fp16-weight-range"],
 }
 
 
