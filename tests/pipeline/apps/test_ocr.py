@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.pipeline.conftest import OCR_BACKENDS, OCR_FRAMES
+from tests.pipeline.conftest import OCR_BACKENDS, OCR_FRAMES, OCR_NOT_YET
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -54,3 +54,30 @@ def test_backend_matches_onnxruntime(app_run, samples, backend):
     print(f"ocr {backend}: character accuracy {acc:.2f}% (ONNX Runtime {ref_acc:.2f}%)")
     assert acc >= 95.0
     assert abs(acc - ref_acc) <= 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", OCR_NOT_YET)
+def test_backend_that_cannot_convert_the_recogniser_fails_clearly(backend, pipeline_cache, no_new_threads):
+    """The recogniser alone on that backend: the graph refuses to start, naming the node, the backend, and the
+    converter's reason. (When the converter learns the model, this asserts the export instead.)"""
+    from edgekit.errors import EdgekitError
+    from edgekit.pipeline import Pipeline
+    from edgekit.pipeline.nodes.inference import Inference
+    from tests.pipeline import helpers as h
+
+    p = Pipeline()
+    p.add(h.Frames("source", count=1), outputs={"frame": "frames"})
+    rec = p.add(Inference("recognizer", model="pkg://rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx",
+                          input_shape="x:1x3x48x480", backend=backend, cache=str(pipeline_cache)),
+                inputs={"in": "frames"}, outputs={"out": "out"})
+    p.add(h.Collect("sink"), inputs={"in": "out"})
+    try:
+        p.start()
+    except EdgekitError as e:
+        assert f"node 'recognizer' (inference): {backend} cannot run ch_PP-OCRv4_rec_infer.onnx: " in str(e)
+        assert not p.threads()
+        return
+    finally:
+        p.close()
+    assert rec.runner.format == backend  # converted and verified against ONNX Runtime by the export
