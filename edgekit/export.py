@@ -3,6 +3,7 @@ scratch folder, load the result with its runtime, verify it against ONNX Runtime
 write the manifest, and only then move the artifact into place. A failed format leaves nothing behind."""
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import shutil
 import tempfile
@@ -21,7 +22,7 @@ from .backends.base import ConvertOptions
 from .errors import ConversionError, EdgekitError, VerificationFailed
 from .fsutil import atomic_dir, check_destination, sha256
 from .harness import compare, inputs as inputs_mod
-from .manifest import Manifest, Preprocessing, TensorSpec, Verification
+from .manifest import Manifest, OutputCheck, Preprocessing, TensorSpec, Verification
 from .onnx import inspect
 from .onnx import passes as passes_mod
 from .onnx.load import load_model
@@ -269,6 +270,8 @@ def verify(runner, reference: Reference, tol: dict, precision: str) -> Verificat
         outs = [runner(f) for f in reference.samples]
     finally:
         runner.close()
-    checks = compare.check_outputs(reference.outputs, outs, tol)
+    # the manifest keeps the core metrics (OutputCheck); `edgekit check` reports the rest
+    checks = [OutputCheck(**{f.name: getattr(c, f.name) for f in dataclasses.fields(OutputCheck)})
+              for c in compare.compare_outputs(reference.outputs, outs, tol)]
     return Verification(passed=all(c.passed for c in checks), precision=precision, inputs=reference.source,
                         samples=len(reference.samples), tolerances=tol, outputs=checks, shapes=reference.shapes)

@@ -117,7 +117,7 @@ def import_tflite(model: str | Path, out: str | Path | None = None, opset: int =
             result.samples = len(feeds)
             refs = [_run_tflite(src, f) for f in feeds]
             outs = [_run_onnx(onnx_model, f, r) for f, r in zip(feeds, refs)]
-            result.outputs = compare.check_outputs(refs, outs, tol)
+            result.outputs = compare.compare_outputs(refs, outs, tol)
             bad = [o for o in result.outputs if not o.passed]
             if bad:
                 raise ConversionError("import", "the ONNX model disagrees with LiteRT on the .tflite: " + "; ".join(

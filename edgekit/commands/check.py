@@ -128,7 +128,7 @@ def escape_text(text: str) -> str:
 
 
 def markdown(report) -> str:
-    lines = [f"# edgekit check", "", f"- reference: {report.reference}", f"- inputs: {report.inputs}",
+    lines = ["# edgekit check", "", f"- reference: {report.reference}", f"- inputs: {report.inputs}",
              f"- verdict: {'PASS' if report.passed else 'FAIL'}", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for row, _ in rows(report):

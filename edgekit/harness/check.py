@@ -3,7 +3,6 @@ artifact on the same inputs, and report per output how far apart they are and wh
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -15,26 +14,7 @@ from ..fsutil import sha256
 from ..manifest import Manifest, Preprocessing, TensorSpec
 from ..onnx.shapes import format_shape
 from . import inputs as inputs_mod
-from .compare import DEFAULT_TOLERANCES, metrics
-
-
-@dataclass
-class OutputReport:
-    name: str
-    shape: list
-    max_abs: float
-    max_rel: float
-    mean_abs: float
-    cosine: float
-    snr_db: float
-    psnr_db: float
-    top1: float | None  # class-score outputs: fraction of rows whose argmax agrees
-    top5: float | None  # class-score outputs: mean overlap of the top-5 sets
-    tolerance: dict
-    passed: bool
-    needs_atol: float  # the smallest atol that would pass with rtol = 0
-    needs_rtol: float  # the smallest rtol that would pass with atol = 0
-    mean_cosine: float = 1.0
+from .compare import DEFAULT_TOLERANCES, OutputReport, compare_outputs, metrics, tolerance_for
 
 
 @dataclass
@@ -80,63 +60,6 @@ def parse_tolerance(values: list[str] | None, what: str) -> dict:
         except ValueError:
             raise EdgekitError(f"--{what} '{v}': expected a number or NAME:number") from None
     return out
-
-
-def _tol_for(output: str, tol: dict) -> dict:
-    t = dict(tol["default"])
-    for key in ("atol", "rtol", "cos"):
-        over = tol[key]
-        if output in over:
-            t[key] = over[output]
-        elif "*" in over:
-            t[key] = over["*"]
-    return t
-
-
-def is_class_scores(shape: list) -> bool:
-    """[N, C] or [N, T, C] with C classes along the last axis (not a spatial map, not a single value)."""
-    return len(shape) in (2, 3) and 2 <= shape[-1] <= 100_000
-
-
-def class_agreement(ref: np.ndarray, out: np.ndarray) -> tuple[float, float]:
-    r = ref.reshape(-1, ref.shape[-1])
-    o = out.reshape(-1, out.shape[-1])
-    top1 = float(np.mean(np.argmax(r, -1) == np.argmax(o, -1)))
-    k = min(5, r.shape[-1])
-    rk = np.argsort(-r, -1)[:, :k]
-    ok = np.argsort(-o, -1)[:, :k]
-    top5 = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(rk, ok)]))
-    return top1, top5
-
-
-def compare_outputs(refs: list[dict], outs: list[dict], tol: dict) -> list[OutputReport]:
-    reports = []
-    for name in refs[0]:
-        per = [metrics(r[name], o[name]) for r, o in zip(refs, outs)]
-        ref_all = np.concatenate([np.asarray(r[name], np.float64).ravel() for r in refs])
-        out_all = np.concatenate([np.asarray(o[name], np.float64).ravel() for o in outs])
-        noise = float(np.sum((ref_all - out_all) ** 2))
-        signal = float(np.sum(ref_all ** 2))
-        snr = math.inf if noise == 0 else 10 * math.log10(max(signal, 1e-30) / noise)
-        rmse = math.sqrt(noise / max(ref_all.size, 1))
-        peak = float(np.max(np.abs(ref_all), initial=0.0))
-        psnr = math.inf if rmse == 0 else 20 * math.log10(max(peak, 1e-30) / rmse)
-        top1 = top5 = None
-        shape = list(np.shape(refs[0][name]))
-        if is_class_scores(shape):
-            agree = [class_agreement(np.asarray(r[name]), np.asarray(o[name])) for r, o in zip(refs, outs)]
-            top1, top5 = float(np.mean([a[0] for a in agree])), float(np.mean([a[1] for a in agree]))
-        t = _tol_for(name, tol)
-        worst_abs = max(m.max_abs for m in per)
-        ref_max = max(m.ref_max for m in per)
-        cos = min(m.cosine for m in per)
-        passed = cos >= t["cos"] and worst_abs <= t["atol"] + t["rtol"] * ref_max
-        reports.append(OutputReport(
-            name=name, shape=shape, max_abs=worst_abs, max_rel=max(m.max_rel for m in per),
-            mean_abs=float(np.mean([m.mean_abs for m in per])), cosine=cos, snr_db=snr, psnr_db=psnr,
-            top1=top1, top5=top5, tolerance=t, passed=passed, needs_atol=worst_abs,
-            needs_rtol=worst_abs / max(ref_max, 1e-12), mean_cosine=float(np.mean([m.cosine for m in per]))))
-    return reports
 
 
 # ---- the reference: ONNX Runtime on the source model, or saved goldens ----
@@ -266,7 +189,7 @@ def check(artifacts: list[str | Path], model: str | Path | None = None, data: li
             progress(f"bisecting {path}")
             failing = next(o for o in outputs if not o.passed)
             worst = int(np.argmin([metrics(r[failing.name], o[failing.name]).cosine for r, o in zip(refs, outs)]))
-            art.bisect = run_bisect(Path(path), feeds[worst], model=model, tol=_tol_for(failing.name, tol),
+            art.bisect = run_bisect(Path(path), feeds[worst], model=model, tol=tolerance_for(failing.name, tol),
                                     output=failing.name, progress=progress).to_dict()
         report.artifacts.append(art)
     return report

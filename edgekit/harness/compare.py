@@ -4,7 +4,8 @@ Tolerances depend on the precision that will be deployed: fp32 tight, fp16 loose
 passes when its cosine similarity reaches `cos` and its max abs error stays within atol + rtol * max|ref|."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -50,19 +51,76 @@ def passes(m: Metrics, tol: dict) -> bool:
     return m.cosine >= tol["cos"] and m.max_abs <= tol["atol"] + tol["rtol"] * m.ref_max
 
 
-def check_outputs(refs: list[dict], outs: list[dict], tol: dict) -> list[OutputCheck]:
-    """Worst case over samples, per output."""
-    checks = []
+@dataclass
+class OutputReport(OutputCheck):
+    """OutputCheck (what the manifest keeps) plus what `edgekit check` reports."""
+
+    snr_db: float = math.inf
+    psnr_db: float = math.inf
+    top1: float | None = None  # class-score outputs: fraction of rows whose argmax agrees
+    top5: float | None = None  # class-score outputs: mean overlap of the top-5 sets
+    tolerance: dict = field(default_factory=dict)
+    needs_atol: float = 0.0  # the smallest atol that would pass with rtol = 0
+    needs_rtol: float = 0.0  # the smallest rtol that would pass with atol = 0
+    mean_cosine: float = 1.0
+
+
+def tolerance_for(output: str, tol: dict) -> dict:
+    """`tol` is flat ({cos, atol, rtol}) or per output ({default: {...}, atol: {NAME or '*': v}, ...})."""
+    if "default" not in tol:
+        return dict(tol)
+    t = dict(tol["default"])
+    for key in ("atol", "rtol", "cos"):
+        over = tol.get(key) or {}
+        if output in over:
+            t[key] = over[output]
+        elif "*" in over:
+            t[key] = over["*"]
+    return t
+
+
+def is_class_scores(shape: list) -> bool:
+    """[N, C] or [N, T, C] with C classes along the last axis (not a spatial map, not a single value)."""
+    return len(shape) in (2, 3) and 2 <= shape[-1] <= 100_000
+
+
+def class_agreement(ref: np.ndarray, out: np.ndarray) -> tuple[float, float]:
+    r = ref.reshape(-1, ref.shape[-1])
+    o = out.reshape(-1, out.shape[-1])
+    top1 = float(np.mean(np.argmax(r, -1) == np.argmax(o, -1)))
+    k = min(5, r.shape[-1])
+    rk = np.argsort(-r, -1)[:, :k]
+    ok = np.argsort(-o, -1)[:, :k]
+    top5 = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(rk, ok)]))
+    return top1, top5
+
+
+def compare_outputs(refs: list[dict], outs: list[dict], tol: dict) -> list[OutputReport]:
+    """Per output, over all samples: worst-case errors and cosine, mean cosine, SNR/PSNR, class agreement,
+    and the verdict against the output's tolerance."""
+    reports = []
     for name in refs[0]:
-        worst = None
-        for ref, out in zip(refs, outs):
-            m = metrics(ref[name], out[name])
-            if worst is None:
-                worst = m
-            else:
-                worst = Metrics(max(worst.max_abs, m.max_abs), max(worst.max_rel, m.max_rel),
-                                max(worst.mean_abs, m.mean_abs), min(worst.cosine, m.cosine),
-                                max(worst.ref_max, m.ref_max))
-        checks.append(OutputCheck(name, list(np.shape(refs[0][name])), worst.max_abs, worst.max_rel,
-                                  worst.mean_abs, worst.cosine, passes(worst, tol)))
-    return checks
+        per = [metrics(r[name], o[name]) for r, o in zip(refs, outs)]
+        ref_all = np.concatenate([np.asarray(r[name], np.float64).ravel() for r in refs])
+        out_all = np.concatenate([np.asarray(o[name], np.float64).ravel() for o in outs])
+        noise = float(np.sum((ref_all - out_all) ** 2)) if np.all(np.isfinite(out_all)) else math.inf
+        signal = float(np.sum(ref_all ** 2))
+        snr = math.inf if noise == 0 else 10 * math.log10(max(signal, 1e-30) / noise)
+        rmse = math.sqrt(noise / max(ref_all.size, 1))
+        peak = float(np.max(np.abs(ref_all), initial=0.0))
+        psnr = math.inf if rmse == 0 else 20 * math.log10(max(peak, 1e-30) / rmse)
+        shape = list(np.shape(refs[0][name]))
+        top1 = top5 = None
+        if is_class_scores(shape):
+            agree = [class_agreement(np.asarray(r[name]), np.asarray(o[name])) for r, o in zip(refs, outs)]
+            top1, top5 = float(np.mean([a[0] for a in agree])), float(np.mean([a[1] for a in agree]))
+        worst = Metrics(max(m.max_abs for m in per), max(m.max_rel for m in per),
+                        float(np.mean([m.mean_abs for m in per])), min(m.cosine for m in per),
+                        max(m.ref_max for m in per))
+        t = tolerance_for(name, tol)
+        reports.append(OutputReport(
+            name=name, shape=shape, max_abs=worst.max_abs, max_rel=worst.max_rel, mean_abs=worst.mean_abs,
+            cosine=worst.cosine, passed=passes(worst, t), snr_db=snr, psnr_db=psnr, top1=top1, top5=top5,
+            tolerance=t, needs_atol=worst.max_abs, needs_rtol=worst.max_abs / max(worst.ref_max, 1e-12),
+            mean_cosine=float(np.mean([m.cosine for m in per]))))
+    return reports

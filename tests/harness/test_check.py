@@ -10,7 +10,8 @@ import pytest
 
 import edgekit
 from edgekit.errors import EdgekitError
-from edgekit.harness.check import class_agreement, compare_outputs, parse_tolerance, tolerances_for
+from edgekit.harness.check import parse_tolerance, tolerances_for
+from edgekit.harness.compare import class_agreement, compare_outputs
 from tests.conftest import FORMATS
 from tests.models import offset_net, save
 
