@@ -5,6 +5,7 @@ the ONNX model's shapes, layouts and dtypes. Each backend hides its own conventi
 from __future__ import annotations
 
 import importlib.metadata
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -148,7 +149,7 @@ def restore_output(arr: np.ndarray, spec: TensorSpec, fmt: str) -> np.ndarray:
         arr = arr.transpose(0, 3, 1, 2)
     want = spec.shape
     if want and all(isinstance(d, int) for d in want) and list(arr.shape) != want:
-        if arr.size != int(np.prod(want)):
+        if arr.size != math.prod(want):  # math.prod: np.prod costs ~5 us per call on a list
             raise EdgekitError(f"{fmt}: output '{spec.name}' has shape {format_shape(list(arr.shape))}, "
                                f"cannot be the ONNX shape {format_shape(want)}")
         arr = arr.reshape(want)

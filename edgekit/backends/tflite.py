@@ -36,13 +36,25 @@ class TfliteRunner(Runner):
         for spec, index in self._in:
             arr = feeds[spec.name]
             if spec.layout == "NHWC":
-                arr = np.ascontiguousarray(arr.transpose(0, 2, 3, 1))
+                arr = nchw_to_nhwc(arr)
             it.set_tensor(index, arr)
         it.invoke()
         return {spec.name: restore_output(it.get_tensor(index), spec, "tflite") for spec, index in self._out}
 
     def close(self):
         self.interpreter = None
+
+
+def nchw_to_nhwc(arr: np.ndarray) -> np.ndarray:
+    """NCHW -> contiguous NHWC. OpenCV's channel merge interleaves planes ~20x faster than numpy's strided
+    transpose copy (3 us vs 75 us for 1x3x48x192 here: 15% of PP-OCR cls's latency; benchmarks/runner_overhead.py)."""
+    if arr.shape[1] <= 4 and arr.dtype in (np.float32, np.uint8, np.int8, np.int16, np.uint16, np.int32, np.float64):
+        import cv2
+
+        return np.stack([cv2.merge([np.ascontiguousarray(p) for p in img]).reshape(arr.shape[2], arr.shape[3], -1)
+                         for img in arr]) if arr.shape[0] != 1 else \
+            cv2.merge(list(arr[0])).reshape(1, arr.shape[2], arr.shape[3], arr.shape[1])
+    return np.ascontiguousarray(arr.transpose(0, 2, 3, 1))
 
 
 class TfliteBackend(Backend):

@@ -108,7 +108,8 @@ def print_report(report) -> None:
         con.print(f"[bold]recommendation:[/] {escape(report.recommendation['text'])}")
     for r in report.results:
         if r.error:
-            con.print(f"[red]{escape(r.label)}: {escape(r.error)}[/]")
+            msg = r.error if r.error.startswith(f"{r.format}:") else f"{r.label}: {r.error}"
+            con.print(f"[red]{escape(msg)}[/]")
     env = report.environment
     con.print(f"[dim]{env.get('cpu')}, {env.get('logical_cpus')} logical CPUs; inputs: {report.inputs or '-'}; "
               f"methodology: docs/bench.md[/]")

@@ -39,6 +39,17 @@ def to_json(report) -> str:
     return json.dumps(data, indent=1, allow_nan=False) + "\n"
 
 
+def load_json(path):
+    """A BenchReport back from its JSON (to re-render Markdown/HTML from a saved run)."""
+    from .bench import BenchReport, BenchResult
+
+    data = json.loads(Path(path).read_text())
+    data.pop("schema", None)
+    data["results"] = [BenchResult(**r) for r in data["results"]]
+    data["schedules"] = {k: [tuple(x) for x in v] for k, v in data.get("schedules", {}).items()}
+    return BenchReport(**data)
+
+
 def write_json(report, path) -> Path:
     path = Path(path)
     atomic_write_text(path, to_json(report))
@@ -203,7 +214,9 @@ def svg_boxplot(groups: list[tuple[str, list[float]]], title: str = "Latency dis
     if not groups:
         return ""
     stats = [box_stats(s) for _, s in groups]
-    vmax = _nice_max(max(max(st["hi"], st["p99"]) for st in stats) * 1.08)
+    # the axis ends past the largest upper whisker (robust), not at the largest sample: on a noisy machine one
+    # 1-second stall would squash every box; samples beyond the axis are drawn at its end as red triangles
+    vmax = _nice_max(max(st["hi"] for st in stats) * 1.15)
     left, right, row_h, top = 170, 30, 34, 34
     width = 820
     plot_w = width - left - right
@@ -264,7 +277,7 @@ def svg_bars(report, title: str = "Median latency, ms (whisker: 95% CI of the me
     by = {(r.label, r.threads): r for r in timed}
     vmax = _nice_max(max(max(r.stats["median_ci95"][1], r.stats["median"]) for r in timed) * 1.1)
     left, top, bottom = 60, 40, 60
-    group_w = max(60, 22 * len(threads) + 30)
+    group_w = max(70, 40 * len(threads) + 30)
     width = max(480, left + group_w * len(labels) + 20)
     height = 320
     plot_h = height - top - bottom
@@ -292,7 +305,7 @@ def svg_bars(report, title: str = "Median latency, ms (whisker: 95% CI of the me
                          f'(95% CI {lo:.3f}-{hi:.3f})</title></rect>')
             cx = bx + (bw - 2) / 2
             parts.append(f'<line x1="{cx:.1f}" y1="{y(lo):.1f}" x2="{cx:.1f}" y2="{y(hi):.1f}" stroke="#000"/>')
-            parts.append(f'<text x="{cx:.1f}" y="{y(med) - 4:.1f}" text-anchor="middle" class="val">'
+            parts.append(f'<text x="{cx:.1f}" y="{y(max(med, hi)) - 4:.1f}" text-anchor="middle" class="val">'
                          f'{med:.3g}</text>')
         parts.append(f'<text x="{gx + (group_w - 30) / 2:.1f}" y="{height - bottom + 16}" text-anchor="middle" '
                      f'class="lab">{_e(lab)}</text>')

@@ -98,6 +98,10 @@ def test_one_shot_markdown(one_shot):
     assert "**Recommendation:**" in md and "## Methodology" in md
     table_lines = [ln for ln in md.splitlines() if ln.startswith("| ")]
     assert len({ln.count("|") for ln in table_lines[:10]}) == 1  # the first table's rows have equal columns
+    # a saved JSON renders the same report again
+    from edgekit.harness import report
+
+    assert report.to_markdown(report.load_json(paths["json"])) == md
 
 
 class _Collect(HTMLParser):
@@ -188,7 +192,7 @@ def test_bad_input_exits_2(conv_model, tmp_path, capsys, argv, message):
 def test_missing_backend_exits_2(cls_artifacts, monkeypatch, capsys, tmp_path):
     from edgekit.backends import mnn
 
-    monkeypatch.setattr(mnn.MnnBackend, "available", lambda self: False)  # as if MNN were not installed
+    monkeypatch.setattr(mnn.MnnBackend, "available", lambda self, *a, **k: False)  # as if MNN were not installed
     assert main(["bench", str(cls_artifacts["mnn"]), *QUICK]) == 2
     assert "MNN is not installed" in capsys.readouterr().err
     # an artifact of a format this edgekit does not know
