@@ -16,12 +16,13 @@ REGISTRY = {
     "sanitize-names": "sanitize_names",
     "pad-mode": "pad_mode",
     "fp16-weight-range": "fp16_weight_range",
+    "reshape-static": "reshape_static",
 }
 
 # Passes every export gets, and the extra ones a backend needs.
 COMMON = ["simplify"]
 PASSES_FOR = {
-    "tflite": ["sanitize-names"],
+    "tflite": ["sanitize-names", "reshape-static"],
     "ncnn": ["pad-mode", "fp16-weight-range"],
 }
 
