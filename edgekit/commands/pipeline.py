@@ -21,7 +21,8 @@ def register(sub) -> None:
     p.add_argument("--backend", choices=["onnx", "ncnn", "mnn", "openvino", "tflite"],
                    help="run every model on this backend (exported once and cached; default: the graph's)")
     p.add_argument("--artifact", action="append", default=[], metavar="NODE=PATH",
-                   help="run inference node NODE on this artifact folder or .onnx file")
+                   help="run inference node NODE on this artifact folder or .onnx file (NODE= may be left out when "
+                   "the graph has one inference node)")
     p.add_argument("--set", action="append", default=[], metavar="NODE.OPTION=VALUE",
                    help="change a node's option, e.g. --set log.path=out.jsonl --set detections.min_score=0.6")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many source frames")
@@ -56,9 +57,7 @@ def main(args) -> int:
     artifacts = {}
     for item in args.artifact:
         node, sep, path = item.partition("=")
-        if not sep:
-            raise EdgekitError(f"--artifact {item}: write NODE=PATH")
-        artifacts[node] = path
+        artifacts[node if sep else ""] = path if sep else item
     options = {}
     for item in args.set:
         key, sep, value = item.partition("=")

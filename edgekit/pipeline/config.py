@@ -117,6 +117,12 @@ def build(cfg: dict | str | Path, overrides: Overrides | None = None, log=print,
     src_target = _pick(source_names, "source", "--source") if o.source else None
     sink_target = _pick(sink_names, "sink", "--sink") if o.sinks else None
     artifacts = dict(o.artifacts)
+    if "" in artifacts:  # --artifact PATH: the graph's only inference node
+        inference = [s["name"] for s in specs if s["type"] == "inference"]
+        if len(inference) != 1:
+            raise EdgekitError(f"--artifact PATH needs a graph with one inference node; this one has "
+                               f"{len(inference)} ({', '.join(inference)}): write --artifact NODE=PATH")
+        artifacts[inference[0]] = artifacts.pop("")
     extra_sinks = []
     for spec in specs:
         name, kind = spec.pop("name"), spec.pop("type")

@@ -211,6 +211,7 @@ class Pipeline:
             s, seq = self.summary, 0
             while max_frames is None or s.frames_in < max_frames:
                 src = self._slots[sources[0]]
+                src.node.wait_turn()
                 start = time.monotonic()
                 try:
                     payload = src.node.read()
@@ -356,6 +357,11 @@ class Pipeline:
         return [s.thread for s in self._slots.values() if s.thread is not None and s.thread.is_alive()]
 
     # ---- statistics
+    def fps(self) -> float:
+        """Frames through the whole graph per second so far (cheap; safe from any thread)."""
+        secs = (self._t_end or time.monotonic()) - self._t0 if self._t0 else 0.0
+        return self.summary.frames_processed / secs if secs > 0 else 0.0
+
     def snapshot(self) -> RunSummary:
         self._fill_summary()
         return self.summary
@@ -416,6 +422,9 @@ class Pipeline:
             while not self._draining.is_set() and not self._abort.is_set():
                 if self.max_frames is not None and s.frames_in >= self.max_frames:
                     self.stop("max frames")
+                    break
+                node.wait_turn()
+                if self._draining.is_set() or self._abort.is_set():
                     break
                 start = time.monotonic()
                 try:

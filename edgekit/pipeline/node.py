@@ -73,6 +73,9 @@ class SourceNode(Node):
     def read(self):
         raise NotImplementedError
 
+    def wait_turn(self) -> None:
+        """Called before read(): a paced source waits here for its next frame time (not counted as read time)."""
+
     def request_stop(self) -> None:
         """Called from another thread to make a blocking read() return soon."""
 

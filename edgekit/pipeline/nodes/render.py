@@ -71,6 +71,5 @@ class Annotate(Node):
             if "points" in item:
                 self._points(img, item["points"], 2)
         if self.show_fps and self.graph is not None:
-            s = self.graph.snapshot()
-            self._text(img, f"{s.fps:.1f} fps", (8, 20))
+            self._text(img, f"{self.graph.fps():.1f} fps", (8, 20))
         return img

@@ -71,8 +71,10 @@ class VideoSource(SourceNode):
                 ok, frame = self._cap.read()
             if not ok:
                 return None
-        self._pacer.wait(self._stop)
         return frame
+
+    def wait_turn(self) -> None:
+        self._pacer.wait(self._stop)
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -116,8 +118,10 @@ class ImageSource(SourceNode):
         img = cv2.imread(f, cv2.IMREAD_COLOR)
         if img is None:
             raise EdgekitError(f"{f}: cannot read as an image")
-        self._pacer.wait(self._stop)
         return img
+
+    def wait_turn(self) -> None:
+        self._pacer.wait(self._stop)
 
     def request_stop(self) -> None:
         self._stop.set()
