@@ -26,7 +26,7 @@ import yaml
 
 from ..errors import EdgekitError
 from . import node as registry
-from .graph import Edge, Pipeline
+from .graph import Pipeline
 from .nodes.sinks import sink_from_text
 from .nodes.sources import source_from_text
 

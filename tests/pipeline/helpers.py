@@ -45,8 +45,6 @@ class Sleep(Node):
     def __init__(self, name, ms=10, **options):
         super().__init__(name, **options)
         self.s = ms / 1000.0
-        self.active = 0
-        self.max_active = 0
 
     def process(self, inputs, packet):
         time.sleep(self.s)

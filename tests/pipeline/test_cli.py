@@ -2,13 +2,11 @@
 a failing node is named with exit code 1, and the node list."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 GRAPH = """
 name: sigint

@@ -3,7 +3,6 @@ refusal on a headless machine."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.request
 
