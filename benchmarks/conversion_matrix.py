@@ -91,6 +91,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=None, help="write the cells here (default: conversion_matrix[_raw].json)")
     ap.add_argument("--cache", default=None, help="folder for imported models and images (default: a temp dir)")
     ap.add_argument("--keep-workdir", action="store_true", help="keep each converter's scratch folder")
+    ap.add_argument("--update", action="store_true",
+                    help="re-run only the given cells and merge them into the existing JSON (table of all)")
     args = ap.parse_args(argv)
     models = [m for m in args.models.split(",") if m]
     formats = [f for f in args.formats.split(",") if f]
@@ -110,6 +112,13 @@ def main(argv=None) -> int:
                 print(f"{name:16s} {fmt:9s} {c['status']:10s} cos {cos:9s} {c['seconds']:6.1f}s "
                       f"{','.join(c['passes']) or '-'}" + (f"\n    {c['error']}" if c.get("error") else ""),
                       flush=True)
+    if args.update and json_path.is_file():
+        fresh = {(c["model"], c["format"]) for c in cells}
+        old_cells = json.loads(json_path.read_text())["cells"]
+        cells = [c for c in old_cells if (c["model"], c["format"]) not in fresh] + cells
+        order = {m: i for i, m in enumerate(corpus())}
+        cells.sort(key=lambda c: (order.get(c["model"], 99), FORMATS.index(c["format"])
+                                  if c["format"] in FORMATS else 99))
     title = "raw converters (no passes)" if args.raw else "edgekit"
     print()
     print(table(cells, title))

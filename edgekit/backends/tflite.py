@@ -126,8 +126,18 @@ def map_io(tflite_path, inputs: list[TensorSpec], outputs: list[TensorSpec]):
     for i, spec in enumerate(inputs):
         d = by_name.get(spec.name) or by_name.get(re.sub(r"[^A-Za-z0-9_]", "_", spec.name)) or tin[i]
         ins.append(TensorSpec(spec.name, spec.dtype, spec.shape, d["name"], _layout(spec.shape, list(d["shape"]))))
-    outs = [TensorSpec(s.name, s.dtype, s.shape, d["name"], _layout(s.shape, list(d["shape"])))
-            for s, d in zip(outputs, tout)]
+    # onnx2tf's signature keeps the ONNX output names; tensor names (Identity_N, PartitionedCall:N) need not
+    # follow the ONNX order (iris landmark: PartitionedCall:1 is the first output), so match by signature first.
+    try:
+        signature = next(iter(it._get_full_signature_list().values()), {}).get("outputs", {})
+    except Exception:
+        signature = {}
+    by_index = {d["index"]: d for d in tout}
+    outs = []
+    for s, d in zip(outputs, tout):
+        key = s.name if s.name in signature else re.sub(r"[^A-Za-z0-9_]", "_", s.name)
+        d = by_index.get(signature.get(key), d)
+        outs.append(TensorSpec(s.name, s.dtype, s.shape, d["name"], _layout(s.shape, list(d["shape"]))))
     return ins, outs
 
 
