@@ -17,10 +17,10 @@ FACE_FRAMES = 30
 OCR_FRAMES = 4
 # Backends each app is expected to run correctly on (ONNX Runtime is the reference).
 FACE_BACKENDS = ["onnx", "mnn", "openvino", "ncnn", "tflite"]
-OCR_BACKENDS = ["onnx", "mnn", "openvino"]
-# ... and those whose converters cannot take the PP-OCRv4 recogniser yet (pnnx: Tensor.reshape/torch.unbind;
-# onnx2tf: a Reshape): the app must stop at start with the export's reason, naming the node and the backend.
-OCR_NOT_YET = ["ncnn", "tflite"]
+OCR_BACKENDS = ["onnx", "mnn", "openvino", "tflite"]
+# ... and those whose converter cannot take the PP-OCRv4 recogniser yet (pnnx leaves Tensor.reshape and
+# torch.unbind): the app must stop at start with the export's reason, naming the node and the backend.
+OCR_NOT_YET = ["ncnn"]
 
 
 def _tools():
