@@ -124,22 +124,37 @@ def main(argv=None) -> int:
                     "reported is the median of the per-round ratios")
     ap.add_argument("--formats", default=",".join(FORMATS))
     ap.add_argument("--out", default=None, help="keep the exported artifacts here (default: a temp folder)")
+    ap.add_argument("--artifacts", default=None, metavar="DIR",
+                    help="use artifacts already exported into DIR (DIR/*cls*_<format>) instead of exporting: "
+                         "for a machine that has the runtimes but not the converters")
     ap.add_argument("--json", default="runner_overhead.json")
     args = ap.parse_args(argv)
 
     import edgekit
-    from edgekit.fixtures import OCR_MODELS
     from edgekit.harness import latency
     from edgekit.harness.inputs import generated_inputs
     from edgekit.manifest import Manifest
 
-    fx = OCR_MODELS["ppocr-cls"]
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     tmp = tempfile.TemporaryDirectory(prefix="edgekit-overhead-")
-    out = Path(args.out or tmp.name)
-    results = edgekit.export(fx.path, target=",".join(formats), out=out, input_shapes=[fx.input_shape],
-                             preprocessing=fx.preprocessing, force=True)
-    report = {"model": fx.path.name, "threads": args.threads, "rounds": args.rounds, "min_seconds": args.min_seconds,
+    if args.artifacts:
+        from types import SimpleNamespace
+
+        results = []
+        for fmt in formats:
+            found = sorted(Path(args.artifacts).glob(f"*cls*_{fmt}"))
+            results.append(SimpleNamespace(format=fmt, ok=bool(found), path=found[0] if found else None,
+                                           error=f"no *cls*_{fmt} in {args.artifacts}"))
+        model_name = "ch_ppocr_mobile_v2.0_cls_infer.onnx"
+    else:
+        from edgekit.fixtures import OCR_MODELS
+
+        fx = OCR_MODELS["ppocr-cls"]
+        out = Path(args.out or tmp.name)
+        results = edgekit.export(fx.path, target=",".join(formats), out=out, input_shapes=[fx.input_shape],
+                                 preprocessing=fx.preprocessing, force=True)
+        model_name = fx.path.name
+    report = {"model": model_name, "threads": args.threads, "rounds": args.rounds, "min_seconds": args.min_seconds,
               "environment": latency.environment(), "formats": {}}
     print(f"{'format':10} {'edgekit ms':>11} {'raw ms':>9} {'ratio':>7}   per-round ratios")
     worst = 0.0

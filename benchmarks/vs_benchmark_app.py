@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,8 +25,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def benchmark_app_cmd() -> list[str]:
-    exe = shutil.which("benchmark_app")
-    return [exe] if exe else [sys.executable, "-m", "openvino.tools.benchmark.main"]
+    """OpenVINO's benchmark_app (the `benchmark_app` console script's entry point), run by this interpreter so
+    that it is the OpenVINO edgekit uses (`python -m openvino.tools.benchmark.main` does nothing: no __main__)."""
+    return [sys.executable, "-c", "import sys; from openvino.tools.benchmark.main import main; sys.exit(main())"]
 
 
 def run_benchmark_app(xml: Path, threads: int, seconds: float) -> dict:
@@ -59,11 +59,13 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=5.0, help="measuring time per tool per round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", default=None, help="keep the exported IRs here (default: a temp folder)")
+    ap.add_argument("--artifacts", default=None, metavar="DIR",
+                    help="use OpenVINO artifacts already exported into DIR (DIR/*cls*_openvino, DIR/*rec*_openvino) "
+                         "instead of exporting")
     ap.add_argument("--json", default="vs_benchmark_app.json")
     args = ap.parse_args(argv)
 
     import edgekit
-    from edgekit.fixtures import OCR_MODELS
     from edgekit.harness import latency
 
     tmp = tempfile.TemporaryDirectory(prefix="edgekit-vs-ba-")
@@ -74,13 +76,26 @@ def main(argv=None) -> int:
     print(f"{'model':12} {'edgekit ms':>11} {'benchmark_app ms':>17} {'ratio':>7}   per-round ratios")
     worst = 0.0
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
-        fx = OCR_MODELS[name]
-        (res,) = edgekit.export(fx.path, target="openvino", out=out / name, input_shapes=[fx.input_shape],
-                                preprocessing=fx.preprocessing, force=True)
-        if not res.ok:
-            print(f"{name:12} export failed: {res.error}")
-            continue
-        xml = res.path / res.manifest.files["xml"]
+        if args.artifacts:
+            from edgekit.manifest import Manifest
+
+            found = sorted(Path(args.artifacts).glob(f"*{name.split('-')[-1]}*_openvino"))
+            if not found:
+                print(f"{name:12} no *{name.split('-')[-1]}*_openvino in {args.artifacts}")
+                continue
+            path = found[0]
+            xml = path / Manifest.load(path).files["xml"]
+        else:
+            from edgekit.fixtures import OCR_MODELS
+
+            fx = OCR_MODELS[name]
+            (res,) = edgekit.export(fx.path, target="openvino", out=out / name, input_shapes=[fx.input_shape],
+                                    preprocessing=fx.preprocessing, force=True)
+            if not res.ok:
+                print(f"{name:12} export failed: {res.error}")
+                continue
+            path = res.path
+            xml = res.path / res.manifest.files["xml"]
         rounds = []
         for k in range(args.rounds):
             order = ["benchmark_app", "edgekit"]
@@ -90,7 +105,7 @@ def main(argv=None) -> int:
                 if tool == "benchmark_app":
                     row["benchmark_app"] = run_benchmark_app(xml, args.threads, args.seconds)
                 else:
-                    rep = edgekit.bench([res.path], threads=[args.threads], warmup=10, iterations=50,
+                    rep = edgekit.bench([path], threads=[args.threads], warmup=10, iterations=50,
                                         min_seconds=args.seconds, max_seconds=args.seconds * 1.5, memory="inprocess",
                                         seed=k)
                     row["edgekit"] = rep.results[0].stats

@@ -111,6 +111,23 @@ class Runner:
 
     def check_feeds(self, feeds: dict) -> dict[str, np.ndarray]:
         """Reject wrong names, dtypes and shapes with a message that says what was expected."""
+        # Fast path (the common case in a loop): exactly the inputs, contiguous arrays of the right dtype and
+        # static shape, checked against specs prepared once; it costs ~1 us instead of ~5-20 us per call, which
+        # is 1-2% of a 1 ms model (benchmarks/runner_overhead.py). Anything else takes the full check below.
+        fast = self.__dict__.get("_fast_specs")
+        if fast is None:
+            fast = self._fast_specs = [(s.name, np.dtype(s.dtype), tuple(s.shape)) for s in self.inputs] \
+                if all(isinstance(d, int) for s in self.inputs for d in s.shape) else []
+        if fast and len(feeds) == len(fast):
+            out = {}
+            for name, dtype, shape in fast:
+                arr = feeds.get(name)
+                if type(arr) is not np.ndarray or arr.dtype != dtype or arr.shape != shape \
+                        or not arr.flags.c_contiguous:
+                    break
+                out[name] = arr
+            else:
+                return out
         names = [s.name for s in self.inputs]
         missing = [n for n in names if n not in feeds]
         extra = [n for n in feeds if n not in names]
