@@ -51,16 +51,25 @@ def preprocess(img_rgb: np.ndarray, spec: TensorSpec, pre: Preprocessing | None)
     if not (isinstance(h, int) and isinstance(w, int)):
         raise EdgekitError(f"input '{spec.name}' has dynamic size {format_shape(spec.shape)}; give a static shape")
     img = img_rgb if pre.color == "rgb" else img_rgb[..., ::-1]
+
+    def normalize(pixels):
+        return (pixels.astype(np.float32) * pre.scale - np.float32(pre.mean)) / np.float32(pre.std)
+
     if pre.resize == "stretch":
-        img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
-    else:  # keep the aspect ratio, pad the rest (letterbox centres, text lines pad on the right)
+        x = normalize(cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR))
+    elif pre.resize == "keep-ratio-pad-right":
+        # PaddleOCR's text-line input: fill the height, keep the ratio (squeeze lines longer than the input),
+        # and pad on the right with 0 after normalising.
+        nw = min(w, int(np.ceil(h * img.shape[1] / max(img.shape[0], 1))))
+        x = np.zeros((h, w, 3), np.float32)
+        x[:, :nw] = normalize(cv2.resize(img, (nw, h), interpolation=cv2.INTER_LINEAR))
+    else:  # letterbox: keep the ratio, centre, pad with black
         scale = min(w / img.shape[1], h / img.shape[0])
         nw, nh = max(1, round(img.shape[1] * scale)), max(1, round(img.shape[0] * scale))
         canvas = np.zeros((h, w, 3), np.uint8)
-        x0, y0 = ((w - nw) // 2, (h - nh) // 2) if pre.resize == "letterbox" else (0, 0)
+        x0, y0 = (w - nw) // 2, (h - nh) // 2
         canvas[y0:y0 + nh, x0:x0 + nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
-        img = canvas
-    x = (img.astype(np.float32) * pre.scale - np.float32(pre.mean)) / np.float32(pre.std)
+        x = normalize(canvas)
     return (x[None] if nhwc else x.transpose(2, 0, 1)[None]).astype(np.float32)
 
 
