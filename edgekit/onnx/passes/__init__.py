@@ -15,6 +15,7 @@ REGISTRY = {
     "simplify": "simplify",
     "sanitize-names": "sanitize_names",
     "pad-mode": "pad_mode",
+    "depth-to-space-crd": "depth_to_space_crd",
     "fp16-weight-range": "fp16_weight_range",
     "reshape-static": "reshape_static",
 }
@@ -23,7 +24,7 @@ REGISTRY = {
 COMMON = ["simplify"]
 PASSES_FOR = {
     "tflite": ["sanitize-names", "reshape-static"],
-    "ncnn": ["pad-mode", "fp16-weight-range"],
+    "ncnn": ["pad-mode", "depth-to-space-crd", "fp16-weight-range"],
 }
 
 
