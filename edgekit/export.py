@@ -108,9 +108,10 @@ def export(model: str | Path, target: str = "all", out: str | Path | None = None
     for vs in verify_shapes:  # one reference per verification shape (two or more for a dynamic export)
         at = [TensorSpec(s.name, s.dtype, list(vs[s.name])) for s in ins]
         ref = _reference(original, model_path, at, data, preprocessing, samples, progress)
+        if len(verify_shapes) > 1:
+            ref.source = f"at {', '.join('x'.join(map(str, d)) for d in vs.values())}: {ref.source}"
         reference = ref if reference is None else Reference(
-            reference.samples + ref.samples, reference.outputs + ref.outputs,
-            f"{reference.source}; at {'x'.join(map(str, next(iter(vs.values()))))}: {ref.source}",
+            reference.samples + ref.samples, reference.outputs + ref.outputs, f"{reference.source}; {ref.source}",
             reference.shapes + ref.shapes)
     outs = inspect.graph_outputs(fixed)
     for spec in outs:  # the reference run knows the true output shapes, whatever inference left dynamic
