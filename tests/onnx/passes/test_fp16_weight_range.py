@@ -68,3 +68,20 @@ def test_ncnn_fp16_is_wrong_without_the_pass_and_right_with_it(tmp_path):
     (fixed,) = export(path, target="ncnn", out=tmp_path / "fixed", precision="fp16", passes=["fp16-weight-range"])
     assert fixed.ok, fixed.error
     assert fixed.manifest.passes == ["fp16-weight-range"]
+
+
+def test_ppocr_det_on_ncnn_with_fp16_weights(tmp_path):
+    """The real case: PP-OCRv4 det with pnnx's fp16 weights gives cosine ~0.15 without the pass (the head Conv's
+    folded weights flush to zero), ~0.99998 with it. keep_inaccurate: compare both, pass or not."""
+    from edgekit.export import export
+    from edgekit.fixtures import OCR_MODELS, write_text_images
+
+    fx = OCR_MODELS["ppocr-det"]
+    data = write_text_images(tmp_path / "img", fx.kind, 1)
+    cos = {}
+    for name, passes in (("without", ["simplify"]), ("with", ["simplify", "fp16-weight-range"])):
+        (r,) = export(fx.path, target="ncnn", out=tmp_path / name, input_shapes=[fx.input_shape], data=data,
+                      preprocessing=fx.preprocessing, precision="fp16", passes=passes, keep_inaccurate=True)
+        assert r.manifest is not None, r.error
+        cos[name] = r.manifest.verification.outputs[0].cosine
+    assert cos["without"] < 0.5 and cos["with"] >= 0.999, cos
