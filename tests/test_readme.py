@@ -42,5 +42,8 @@ def test_tour_runs_as_written(tmp_path):
 def test_main_job_runs(tmp_path):
     proc = _bash("edgekit demo", tmp_path, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    assert proc.stdout.count(" ok ") >= 4  # every format converted and verified
-    assert (tmp_path / "edgekit-demo").is_dir()
+    out = proc.stdout
+    assert out.count(" ok ") >= 4  # every format converted and verified
+    assert out.count("PASS") >= 4 and "recommendation:" in out  # checked and benchmarked
+    assert "48 frames in, 48 processed" in proc.stdout + proc.stderr  # the pipeline ran the whole video
+    assert (tmp_path / "edgekit-demo" / "face_annotated.avi").stat().st_size > 10_000

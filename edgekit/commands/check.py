@@ -62,7 +62,7 @@ def _pct(v) -> str:
     return "-" if v is None else f"{100 * v:.1f}%"
 
 
-COLUMNS = ("artifact", "format", "precision (real)", "output", "max abs", "max rel", "mean abs", "cosine worst/mean",
+COLUMNS = ("artifact", "format", "precision (real)", "output", "max abs", "max rel", "mean abs", "cosine worst / mean",
            "SNR dB",
            "PSNR dB", "top-1", "top-5", "verdict", "would pass with")
 
@@ -73,7 +73,7 @@ def rows(report):
         for o in a.outputs:
             t = o.tolerance
             verdict = "PASS" if o.passed else "FAIL"
-            need = f"atol {o.needs_atol:.2g} | rtol {o.needs_rtol:.2g} | cos {o.cosine:.6f}"
+            need = f"atol {o.needs_atol:.2g}, rtol {o.needs_rtol:.2g}"
             yield (Path(a.artifact).name, a.format, prec, o.name, fmt_float(o.max_abs), fmt_float(o.max_rel),
                    fmt_float(o.mean_abs), f"{fmt_float(o.cosine)} / {fmt_float(o.mean_cosine)}", _db(o.snr_db), _db(o.psnr_db), _pct(o.top1),
                    _pct(o.top5), verdict, need), t
@@ -83,7 +83,7 @@ def print_report(report) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    con = console()
+    con = console(width=220)
     con.print(f"reference: {report.reference}", markup=False)
     con.print(f"inputs: {report.inputs}", markup=False)
     table = Table(title_justify="left")

@@ -45,12 +45,12 @@ def preprocessing_from_args(args) -> Preprocessing | None:
     return p
 
 
-def console(stderr: bool = False):
+def console(stderr: bool = False, width: int = 160):
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
     # Wide tables when piped to a file or a CI log instead of rich's 80-column default.
-    return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else 160)
+    return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else width)
 
 
 @contextlib.contextmanager

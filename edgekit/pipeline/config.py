@@ -97,7 +97,8 @@ def build(cfg: dict | str | Path, overrides: Overrides | None = None, log=print,
                  flow=o.flow or flow.get("mode", "auto"), queue_size=int(queue.get("size", 4)),
                  queue_policy=queue.get("policy", "block"), trace=o.trace, name=str(cfg.get("name", "pipeline")))
     p.info["backend"] = o.backend or cfg.get("backend") or "onnx"
-    p.info["cache"] = Path(o.cache) if o.cache else (Path(cfg["cache"]) if cfg.get("cache") else None)
+    # a cache given on the command line is relative to the current folder, one in the YAML to the YAML's folder
+    p.info["cache"] = Path(o.cache).resolve() if o.cache else (Path(cfg["cache"]) if cfg.get("cache") else None)
     if p.info["cache"] is not None and not p.info["cache"].is_absolute() and base is not None:
         p.info["cache"] = base / p.info["cache"]
     p.info["log"] = log
