@@ -59,17 +59,10 @@ def raw_ncnn(folder, m, threads, x):
     return call
 
 
-def raw_mnn(folder, m, threads, x):
+def _mnn_call(it, sess, tin, tout, x):
+    """One MNN Session call as MNN's own Python API does it: copy in, run, copy out (Caffe = NCHW)."""
     import MNN
 
-    it = MNN.Interpreter(str(folder / m.files["model"]))
-    cfg = dict(m.precision.settings)
-    cfg["numThread"] = threads
-    sess = it.createSession(cfg)
-    tin = it.getSessionInput(sess, m.inputs[0].backend_name)
-    it.resizeTensor(tin, x.shape)
-    it.resizeSession(sess)
-    tout = it.getSessionOutput(sess, m.outputs[0].backend_name)
     shape = tuple(tout.getShape())
 
     def call():
@@ -80,6 +73,19 @@ def raw_mnn(folder, m, threads, x):
         return np.array(host.getNumpyData(), copy=True)
 
     return call
+
+
+def raw_mnn(folder, m, threads, x):
+    import MNN
+
+    it = MNN.Interpreter(str(folder / m.files["model"]))
+    cfg = dict(m.precision.settings)
+    cfg["numThread"] = threads
+    sess = it.createSession(cfg)
+    tin = it.getSessionInput(sess, m.inputs[0].backend_name)
+    it.resizeTensor(tin, x.shape)
+    it.resizeSession(sess)
+    return _mnn_call(it, sess, tin, it.getSessionOutput(sess, m.outputs[0].backend_name), x)
 
 
 def raw_tflite(folder, m, threads, x):
@@ -143,22 +149,10 @@ def same_ncnn(runner, m, x):
 
 
 def same_mnn(runner, m, x):
-    import MNN
-
     it, sess = runner.interpreter, runner.session
     runner({m.inputs[0].name: x})  # sized for x
     tin = it.getSessionInput(sess, m.inputs[0].backend_name)
-    tout = it.getSessionOutput(sess, m.outputs[0].backend_name)
-    shape = tuple(tout.getShape())
-
-    def call():
-        tin.copyFrom(MNN.Tensor(x.shape, MNN.Halide_Type_Float, x, MNN.Tensor_DimensionType_Caffe))
-        it.runSession(sess)
-        host = MNN.Tensor(shape, MNN.Halide_Type_Float, np.zeros(shape, np.float32), MNN.Tensor_DimensionType_Caffe)
-        tout.copyToHostTensor(host)
-        return np.array(host.getNumpyData(), copy=True)
-
-    return call
+    return _mnn_call(it, sess, tin, it.getSessionOutput(sess, m.outputs[0].backend_name), x)
 
 
 def same_tflite(runner, m, x):
