@@ -2,7 +2,6 @@
 `edgekit import`, then exported to every format and verified on the astronaut photo (whole frame for BlazeFace,
 face / eye crops for the landmark models). Each model is imported and converted once per session.
 (The PP-OCR half lives in tests/test_export_real.py.)"""
-from pathlib import Path
 
 import pytest
 

@@ -1,6 +1,5 @@
 """`export --dynamic`: formats that can keep dynamic axes keep them and verify at two shapes; TFLite says it
 cannot and suggests --input-shape. Real converters on a small conv net, plus PP-OCRv4 rec (dynamic width)."""
-from pathlib import Path
 
 import numpy as np
 import pytest

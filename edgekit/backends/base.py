@@ -8,7 +8,6 @@ import importlib.metadata
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -23,7 +22,6 @@ class ConvertOptions:
     workdir: Path | None = None  # scratch folder for the converter
     calibration: dict | None = None  # input name -> array of realistic samples (N, ...) for tools that want data
     shapes: list[dict] | None = None  # dynamic export: example static shapes (input name -> dims), typical first
-    log: Callable[[str], None] = lambda msg: None
 
 
 @dataclass

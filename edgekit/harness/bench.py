@@ -22,7 +22,7 @@ from .. import __version__, backends
 from ..errors import EdgekitError
 from . import latency
 from .latency import TimingPlan
-from ..manifest import MANIFEST_NAME, Manifest, Preprocessing
+from ..manifest import MANIFEST_NAME, Manifest, Preprocessing  # noqa: F401  (bench.Preprocessing in the memory child)
 
 # The Python modules a runner imports; imported (and timed) once before any load, so that load time is the
 # artifact's own cost, not the one-time cost of importing a runtime into the process.

@@ -5,7 +5,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from edgekit.onnx.passes import fp16_weight_range
-from tests.onnx.passes._helpers import export_one, ort_run
+from tests.onnx.passes._helpers import ort_run
 
 
 def head_net() -> onnx.ModelProto:
