@@ -88,11 +88,8 @@ def raw_mnn(folder, m, threads, x):
     return _mnn_call(it, sess, tin, it.getSessionOutput(sess, m.outputs[0].backend_name), x)
 
 
-def raw_tflite(folder, m, threads, x):
-    from ai_edge_litert.interpreter import Interpreter
-
-    it = Interpreter(str(folder / m.files["model"]), num_threads=threads)
-    it.allocate_tensors()
+def _tflite_call(it, m, x):
+    """One LiteRT call as its own Python API does it, on input already in the .tflite's (NHWC) layout."""
     i_idx = it.get_input_details()[0]["index"]
     o_idx = {d["name"]: d["index"] for d in it.get_output_details()}[m.outputs[0].backend_name]
     xin = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if m.inputs[0].layout == "NHWC" else x
@@ -103,6 +100,14 @@ def raw_tflite(folder, m, threads, x):
         return it.get_tensor(o_idx)
 
     return call
+
+
+def raw_tflite(folder, m, threads, x):
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(str(folder / m.files["model"]), num_threads=threads)
+    it.allocate_tensors()
+    return _tflite_call(it, m, x)
 
 
 def raw_openvino(folder, m, threads, x):
@@ -156,17 +161,7 @@ def same_mnn(runner, m, x):
 
 
 def same_tflite(runner, m, x):
-    it = runner.interpreter
-    i_idx = it.get_input_details()[0]["index"]
-    o_idx = {d["name"]: d["index"] for d in it.get_output_details()}[m.outputs[0].backend_name]
-    xin = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if m.inputs[0].layout == "NHWC" else x
-
-    def call():
-        it.set_tensor(i_idx, xin)
-        it.invoke()
-        return it.get_tensor(o_idx)
-
-    return call
+    return _tflite_call(runner.interpreter, m, x)
 
 
 def same_openvino(runner, m, x):
