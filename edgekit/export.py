@@ -252,14 +252,7 @@ def _copy(spec):
 def _reference(original, model_path, ins, data, preprocessing, samples, progress) -> Reference:
     from .backends.onnxruntime import OrtRunner
 
-    if data:
-        feeds = inputs_mod.load_samples(data, ins, preprocessing)[:max(samples, 1) if samples else None]
-        what = f"{len(feeds)} sample(s) from {', '.join(map(str, data))}"
-    else:
-        feeds, what = [], ""
-        for seed in range(max(samples, 1)):
-            f, what = inputs_mod.generated_inputs(ins, preprocessing, seed)
-            feeds.append(f)
+    feeds, what = inputs_mod.make_samples(ins, data, preprocessing, max(samples, 1))
     progress("*", "running the ONNX Runtime reference")
     m = Manifest("onnx", {}, {}, ins, inspect.graph_outputs(original), None)
     ref = OrtRunner(m, None, None, model_bytes=original.SerializeToString())

@@ -186,14 +186,7 @@ def _inputs(src: Path, data, preprocessing, samples) -> tuple[list[dict], str]:
     pre = preprocessing
     if pre is not None or any(inputs_mod.is_image_input(s) for s in specs):
         pre = Preprocessing(**{**(pre or inputs_mod.DEFAULT_PREPROCESSING).__dict__, "layout": "NHWC"})
-    if data:
-        feeds = inputs_mod.load_samples(data, specs, pre)[:max(samples, 1)]
-        return feeds, f"{len(feeds)} sample(s) from {', '.join(map(str, data))}"
-    feeds, what = [], ""
-    for seed in range(max(samples, 1)):
-        f, what = inputs_mod.generated_inputs(specs, pre, seed)
-        feeds.append(f)
-    return feeds, what
+    return inputs_mod.make_samples(specs, data, pre, max(samples, 1))
 
 
 def _run_tflite(src: Path, feeds: dict) -> dict:

@@ -96,18 +96,6 @@ def check_compatible(specs: list[TensorSpec], other: list[TensorSpec], what: str
                                f"{a.dtype} {format_shape(a.shape)}: artifact and model do not match")
 
 
-def make_samples(specs: list[TensorSpec], data: list | None, pre: Preprocessing | None, samples: int):
-    if data:
-        feeds = inputs_mod.load_samples(data, specs, pre)[:samples]
-        return feeds, f"{len(feeds)} sample(s) from {', '.join(map(str, data))}" + (
-            f" ({pre.color.upper()}, mean {pre.mean}, std {pre.std}, resize {pre.resize})" if pre else "")
-    feeds, what = [], ""
-    for seed in range(samples):
-        f, what = inputs_mod.generated_inputs(specs, pre, seed)
-        feeds.append(f)
-    return feeds, f"{samples} generated sample(s): {what}"
-
-
 def save_golden(folder: Path, samples: list[dict], outputs: list[dict], meta: dict) -> None:
     from ..fsutil import atomic_dir
 
@@ -161,7 +149,7 @@ def check(artifacts: list[str | Path], model: str | Path | None = None, data: li
         ref_runner = load(src, threads=threads)
         specs = [TensorSpec(s.name, s.dtype, list(s.shape)) for s in runners[0].inputs]
         check_compatible(ref_runner.inputs, specs, "the artifacts")
-        feeds, what = make_samples(specs, data, pre, samples)
+        feeds, what = inputs_mod.make_samples(specs, data, pre, samples)
         progress("running the ONNX Runtime reference")
         refs = [ref_runner(f) for f in feeds]
         reference = f"ONNX Runtime fp32 on {src}"

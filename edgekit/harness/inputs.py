@@ -133,3 +133,17 @@ def read_image(path: Path) -> np.ndarray:
     if img is None:
         raise EdgekitError(f"{path}: cannot read as an image")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def make_samples(specs: list[TensorSpec], data: list | None, pre: Preprocessing | None,
+                 samples: int) -> tuple[list[dict], str]:
+    """Up to `samples` inputs from `data` (files/folders), else `samples` generated ones; and what they are."""
+    if data:
+        feeds = load_samples(data, specs, pre)[:samples]
+        return feeds, f"{len(feeds)} sample(s) from {', '.join(map(str, data))}" + (
+            f" ({pre.color.upper()}, mean {pre.mean}, std {pre.std}, resize {pre.resize})" if pre else "")
+    feeds, what = [], ""
+    for seed in range(samples):
+        f, what = generated_inputs(specs, pre, seed)
+        feeds.append(f)
+    return feeds, f"{samples} generated sample(s): {what}"
