@@ -87,6 +87,9 @@ class Runner:
         self.threads = threads
         self.inputs: list[TensorSpec] = manifest.inputs
         self.outputs: list[TensorSpec] = manifest.outputs
+        # (name, dtype, shape) of every input for check_feeds' fast path; empty when any axis is dynamic
+        self._fast_specs = [(s.name, np.dtype(s.dtype), tuple(s.shape)) for s in self.inputs] \
+            if all(isinstance(d, int) for s in self.inputs for d in s.shape) else []
 
     @property
     def format(self) -> str:
@@ -112,10 +115,7 @@ class Runner:
         # Fast path (the common case in a loop): exactly the inputs, contiguous arrays of the right dtype and
         # static shape, checked against specs prepared once; it costs ~1 us instead of ~5-20 us per call, which
         # is 1-2% of a 1 ms model (benchmarks/runner_overhead.py). Anything else takes the full check below.
-        fast = self.__dict__.get("_fast_specs")
-        if fast is None:
-            fast = self._fast_specs = [(s.name, np.dtype(s.dtype), tuple(s.shape)) for s in self.inputs] \
-                if all(isinstance(d, int) for s in self.inputs for d in s.shape) else []
+        fast = self._fast_specs
         if fast and len(feeds) == len(fast):
             out = {}
             for name, dtype, shape in fast:
