@@ -3,6 +3,7 @@ backoff). They emit BGR uint8 frames; `open_source(text)` picks the right one fr
 from __future__ import annotations
 
 import glob
+import os
 import threading
 import time
 from pathlib import Path
@@ -206,8 +207,9 @@ class MjpegReader:
 @register("stream_source")
 class StreamSource(SourceNode):
     """An rtsp:// or http(s):// stream. MJPEG over HTTP is read directly; everything else through OpenCV's
-    FFmpeg. When the stream drops it reconnects with exponential backoff (`backoff` seconds doubling up to
-    `max_backoff`); after `max_retries` failed attempts in a row (0: never give up) the stream ends."""
+    FFmpeg (RTSP with RTP over TCP first, see `_CvReader`), with `timeout` seconds to open and to read a frame.
+    When the stream drops it reconnects with exponential backoff (`backoff` seconds doubling up to `max_backoff`);
+    after `max_retries` failed attempts in a row (0: never give up) the stream ends."""
 
     live = True
 
@@ -222,6 +224,7 @@ class StreamSource(SourceNode):
         self._stop = threading.Event()
         self.reconnects = 0  # successful reconnections after a drop
         self.connected_once = False
+        self._delivered = False  # the current connection has given a frame
         self.log = print
 
     def open(self) -> None:
@@ -242,10 +245,7 @@ class StreamSource(SourceNode):
             self._reader = None
             self._last_error = e
             return False
-        if self.connected_once:
-            self.reconnects += 1
-        self.connected_once = True
-        self._failures = 0
+        self._delivered = False
         return True
 
     def read(self):
@@ -263,17 +263,26 @@ class StreamSource(SourceNode):
             if not self._connect():
                 raise Retry()
         try:
-            return self._reader.read()
+            frame = self._reader.read()
         except Exception as e:  # the stream dropped: reconnect on the next read
             self._last_error = e
             self._reader.close()
             self._reader = None
             raise Retry() from None
+        if not self._delivered:  # a connection counts once it gives a frame: OpenCV calls an RTSP stream opened
+            self._delivered = True  # when FFmpeg's probe timed out without one (a hung camera)
+            self.reconnects += self.connected_once
+            self.connected_once = True
+            self._failures = 0
+        return frame
 
     def request_stop(self) -> None:
         self._stop.set()
-        if self._reader is not None:
-            self._reader.close()
+        reader = self._reader
+        # Closing an HTTP response ends a blocked read at once; an OpenCV capture must not be released while the
+        # source thread reads it (that crashes): its read returns within `timeout`, then the source sees the stop.
+        if isinstance(reader, MjpegReader):
+            reader.close()
 
     def close(self) -> None:
         if self._reader is not None:
@@ -285,6 +294,13 @@ class _CvReader:
     def __init__(self, url: str, timeout: float):
         import cv2
 
+        if url.startswith("rtsp"):
+            # RTP over the RTSP TCP connection first (no lost UDP packets on Wi-Fi, no firewall/NAT trouble; UDP only
+            # if the camera refuses TCP). That is OpenCV's own default, but OpenCV 4.11 inverted its test of
+            # OPENCV_FFMPEG_CAPTURE_OPTIONS (opencv/opencv#26793): unset, FFmpeg gets no options and tries UDP
+            # first. Setting it restores TCP first there and is what OpenCV does anyway elsewhere. A value the user
+            # set is kept.
+            os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_flags;prefer_tcp")
         self.cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(timeout * 1000),
                                                           cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(timeout * 1000)])
         if not self.cap.isOpened():
