@@ -49,7 +49,7 @@ def prepare(frame_bgr: np.ndarray, spec: TensorSpec, pre: Preprocessing) -> tupl
 
     nhwc = pre.layout == "NHWC"
     h, w = input_hw(spec, pre.layout)
-    img = frame_bgr if pre.color == "bgr" else frame_bgr[..., ::-1]
+    img = frame_bgr
     fh, fw = img.shape[:2]
     if pre.resize == "stretch":
         img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -67,7 +67,7 @@ def prepare(frame_bgr: np.ndarray, spec: TensorSpec, pre: Preprocessing) -> tupl
         # follows the aspect ratio up to the input's width (longer lines are squeezed), and the rest on the
         # right is padded with 0 *after* normalisation.
         nw = min(w, max(1, int(np.ceil(h * fw / fh))))
-        x = _normalize(cv2.resize(img, (nw, h), interpolation=cv2.INTER_LINEAR), pre)
+        x = _normalize(_color(cv2.resize(img, (nw, h), interpolation=cv2.INTER_LINEAR), pre), pre)
         padded = np.zeros((h, w, 3), np.float32)
         padded[:, :nw] = x
         t = Transform(nw / fw, h / fh, 0.0, 0.0, (w, h), (fw, fh))
@@ -75,9 +75,17 @@ def prepare(frame_bgr: np.ndarray, spec: TensorSpec, pre: Preprocessing) -> tupl
         return np.ascontiguousarray(x, np.float32), t
     else:
         raise EdgekitError(f"unknown resize mode '{pre.resize}'")
-    x = _normalize(img, pre)
+    x = _normalize(_color(img, pre), pre)
     x = x[None] if nhwc else x.transpose(2, 0, 1)[None]
     return np.ascontiguousarray(x, np.float32), t
+
+
+def _color(img: np.ndarray, pre: Preprocessing) -> np.ndarray:
+    """BGR -> the model's colour order, after the resize: swapping a few thousand model-input pixels is much
+    cheaper than swapping the frame (a strided view that cv2.resize would first copy whole)."""
+    import cv2
+
+    return img if pre.color == "bgr" else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def _normalize(img: np.ndarray, pre: Preprocessing) -> np.ndarray:

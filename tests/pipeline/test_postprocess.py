@@ -95,3 +95,18 @@ def test_text_line_resize_is_paddleocr_s():
     assert x.shape == (1, 3, 48, 192) and t.sy == 48 / 30
     assert np.all(x[0, :, :, :96] == 1.0)  # white, scaled to [-1, 1]
     assert np.all(x[0, :, :, 96:] == 0.0)  # padding is 0 after normalisation
+
+
+@pytest.mark.parametrize("resize", ["stretch", "letterbox", "keep-ratio-pad-right"])
+def test_rgb_models_get_rgb_whatever_the_resize(resize):
+    """The colour swap happens after the resize (cheaper); the tensor must be the one a swap before gives."""
+    import cv2
+
+    frame = np.random.default_rng(0).integers(0, 256, (120, 200, 3), np.uint8)
+    spec = TensorSpec("x", "float32", [1, 3, 48, 96])
+    rgb, _ = imageops.prepare(frame, spec, Preprocessing(color="rgb", resize=resize))
+    ref, _ = imageops.prepare(np.ascontiguousarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)), spec,
+                              Preprocessing(color="bgr", resize=resize))
+    assert np.array_equal(rgb, ref)
+    bgr, _ = imageops.prepare(frame, spec, Preprocessing(color="bgr", resize=resize))
+    assert not np.array_equal(rgb, bgr)
