@@ -50,10 +50,14 @@ class Annotate(Node):
         cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, self.font_scale, (255, 255, 255), 1, cv2.LINE_AA)
 
     def _points(self, img, pts, radius):
+        """Dots as zero-length segments in one polylines call: 468 face landmarks cost one OpenCV call (and
+        one GIL release) instead of 468. Anti-aliased for a few keypoints, plain for dense landmark sets."""
         import cv2
 
-        for x, y in np.round(np.asarray(pts, np.float64).reshape(-1, 2)).astype(int):
-            cv2.circle(img, (int(x), int(y)), radius, self.point_color, -1, cv2.LINE_AA)
+        p = np.round(np.asarray(pts, np.float64).reshape(-1, 2)).astype(np.int32)
+        if len(p):
+            cv2.polylines(img, np.repeat(p[:, None, :], 2, axis=1), False, self.point_color, 2 * radius,
+                          cv2.LINE_AA if len(p) <= 32 else cv2.LINE_8)
 
     def process(self, inputs, packet):
         img = inputs["frame"].copy()
