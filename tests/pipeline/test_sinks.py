@@ -87,3 +87,22 @@ def test_http_viewer_port_in_use_is_a_clear_error():
         port = s.getsockname()[1]
         with pytest.raises(EdgekitError, match=f"cannot serve on 127.0.0.1:{port}"):
             HttpSink("sink", host="127.0.0.1", port=port).open()
+
+
+def test_jsonl_sink_writes_arrays_numpy_scalars_and_odd_keys(tmp_path):
+    from edgekit.pipeline.packet import Packet
+
+    out = tmp_path / "r.jsonl"
+    sink = JsonlSink("log", path=str(out))
+    sink.open()
+    sink.process({"in": {"faces": [{"box": [1.5, 2.0, 3.0, 4.0], "score": np.float32(0.5)}],
+                         "points": np.arange(4).reshape(2, 2), "frame": np.zeros((100, 100, 3), np.uint8)}},
+                 Packet(0, 1.25, None))
+    sink.process({"in": {(1, 2): "tuple key"}}, Packet(1, 1.5, None))
+    sink.process({"in": 7}, Packet(2, 1.75, None))
+    sink.close()
+    first, second, third = [json.loads(line) for line in out.read_text().splitlines()]
+    assert first == {"seq": 0, "ts": 1.25, "faces": [{"box": [1.5, 2.0, 3.0, 4.0], "score": 0.5}],
+                     "points": [[0, 1], [2, 3]], "frame": {"array": [100, 100, 3], "dtype": "uint8"}}
+    assert second == {"seq": 1, "ts": 1.5, "(1, 2)": "tuple key"}
+    assert third == {"seq": 2, "ts": 1.75, "value": 7}

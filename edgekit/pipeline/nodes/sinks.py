@@ -107,8 +107,12 @@ class JsonlSink(Node):
     def process(self, inputs, packet):
         v = inputs["in"]
         rec = {"seq": packet.seq, "ts": round(packet.ts, 6)}
-        rec.update(to_jsonable(v) if isinstance(v, dict) else {"value": to_jsonable(v)})
-        self._f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        rec.update(v if isinstance(v, dict) else {"value": v})
+        try:  # the payloads are mostly plain lists already: let the C encoder walk them
+            line = json.dumps(rec, ensure_ascii=False, default=to_jsonable)
+        except (TypeError, ValueError):  # non-string keys or the like: the thorough walk
+            line = json.dumps(to_jsonable(rec), ensure_ascii=False)
+        self._f.write(line + "\n")
         if self.flush:
             self._f.flush()
 
