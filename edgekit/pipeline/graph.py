@@ -245,8 +245,7 @@ class Pipeline:
                         outs = {slot.node.outputs[0]: result} if slot.node.outputs else {}
                     for key, stream in slot.outputs.items():
                         values[stream] = Packet(seq, ts, outs.get(key, EMPTY))
-                s.frames_processed += 1
-                s.e2e_ms.append((time.monotonic() - ts) * 1000.0)
+                s.frame_done(time.monotonic(), ts)
                 seq += 1
             if max_frames is not None and s.frames_in >= max_frames:
                 self._stop_reason = self._stop_reason or "max frames"
@@ -553,9 +552,5 @@ class Pipeline:
             self._finish_count.pop(seq, None)
             for old in [k for k in self._finish_count if k < seq]:
                 del self._finish_count[old]
-            self.summary.frames_processed += 1
-            e2e = self.summary.e2e_ms
-            e2e.append((time.monotonic() - ts) * 1000.0)
-            if len(e2e) > 20000:
-                del e2e[:10000]
+            self.summary.frame_done(time.monotonic(), ts)
         self.limiter.finished(seq)

@@ -63,15 +63,33 @@ class RunSummary:
     stopped_by: str = ""  # "end of stream", "max frames", "interrupted", "error in node 'x'"
     e2e_ms: list = field(default_factory=list)  # capture -> end of graph per processed frame
     nodes: list = field(default_factory=list)  # NodeStats.as_dict() per node
+    first_done: float | None = None  # monotonic time the first and the last frame left the graph
+    last_done: float | None = None
 
     @property
     def fps(self) -> float:
         return self.frames_processed / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def steady_fps(self) -> float:
+        """Frames per second between the first and the last frame leaving the graph: the throughput without
+        the time the first frame takes to fill the pipeline (which is latency, not rate)."""
+        span = (self.last_done - self.first_done) if self.first_done is not None else 0.0
+        return (self.frames_processed - 1) / span if span > 0 else self.fps
+
+    def frame_done(self, now: float, capture_ts: float) -> None:
+        self.frames_processed += 1
+        self.first_done = now if self.first_done is None else self.first_done
+        self.last_done = now
+        self.e2e_ms.append((now - capture_ts) * 1000.0)
+        if len(self.e2e_ms) > 20000:
+            del self.e2e_ms[:10000]
+
     def as_dict(self) -> dict:
         return {"frames_in": self.frames_in, "frames_admitted": self.frames_admitted,
                 "frames_processed": self.frames_processed, "frames_dropped": self.frames_dropped,
-                "seconds": round(self.seconds, 3), "fps": round(self.fps, 2), "stopped_by": self.stopped_by,
+                "seconds": round(self.seconds, 3), "fps": round(self.fps, 2),
+                "fps_steady": round(self.steady_fps, 2), "stopped_by": self.stopped_by,
                 "e2e_latency_ms_median": _pct(self.e2e_ms, 50), "e2e_latency_ms_p90": _pct(self.e2e_ms, 90),
                 "nodes": self.nodes}
 
@@ -79,7 +97,7 @@ class RunSummary:
         d = self.as_dict()
         lines = [f"pipeline stopped by {self.stopped_by or '?'} after {d['seconds']:.1f} s: "
                  f"{self.frames_in} frames in, {self.frames_processed} processed, {self.frames_dropped} dropped, "
-                 f"{d['fps']:.1f} frames/s"]
+                 f"{d['fps']:.1f} frames/s ({d['fps_steady']:.1f} in steady state)"]
         if self.e2e_ms:
             lines.append(f"end-to-end latency (capture -> sink): median {d['e2e_latency_ms_median']:.1f} ms, "
                          f"p90 {d['e2e_latency_ms_p90']:.1f} ms")

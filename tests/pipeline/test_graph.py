@@ -30,6 +30,17 @@ def test_end_of_stream_stops_cleanly_with_every_frame_in_order(no_new_threads):
     assert not p.threads()
 
 
+def test_steady_state_rate_leaves_out_the_pipeline_fill():
+    from edgekit.pipeline.stats import RunSummary
+
+    s = RunSummary(seconds=1.0)
+    for i in range(5):  # the first frame leaves after 0.6 s (filling the stages), then one every 0.1 s
+        s.frame_done(now=0.6 + 0.1 * i, capture_ts=0.1 * i)
+    assert s.fps == 5.0 and abs(s.steady_fps - 10.0) < 1e-9
+    assert s.e2e_ms == pytest.approx([600.0] * 5)
+    assert s.as_dict()["fps_steady"] == 10.0
+
+
 def test_a_node_that_emits_nothing_does_not_stall_a_join(no_new_threads):
     p = Pipeline(max_in_flight=2)
     p.add(h.Frames("src", count=12), outputs={"frame": "frames"})
