@@ -15,6 +15,16 @@ class BackendMissing(EdgekitError):
         self.backend = backend
 
 
+class DynamicShape(EdgekitError):
+    """A converter needs a static shape and the model's input has dynamic axes; `example` is the shape to give
+    (dynamic axes as N), so each front end (CLI flag, graph key) can say how."""
+
+    def __init__(self, input_name: str, shape: str, example: str, why: str):
+        super().__init__(f"input '{input_name}' has dynamic axes ({shape}) and {why}; "
+                         f"fix them with --input-shape {input_name}:{example} (N = the size you deploy)")
+        self.input_name, self.shape, self.example = input_name, shape, example
+
+
 class ConversionError(Exception):
     """An upstream converter failed or produced a model we refuse to call converted."""
 

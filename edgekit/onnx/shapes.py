@@ -8,7 +8,7 @@ import re
 
 import onnx
 
-from ..errors import EdgekitError
+from ..errors import DynamicShape, EdgekitError
 from .inspect import graph_inputs, is_static
 
 _SHAPE = re.compile(r"^(?P<name>.+):(?P<dims>\d+(?:[x,]\d+)*)$")
@@ -63,8 +63,7 @@ def require_static(shapes: dict[str, list], why: str) -> None:
     if dyn:
         name, dims = next(iter(dyn.items()))
         example = "x".join(str(d) if isinstance(d, int) else "N" for d in dims)
-        raise EdgekitError(f"input '{name}' has dynamic axes ({format_shape(dims)}) and {why}; "
-                           f"fix them with --input-shape {name}:{example} (N = the size you deploy)")
+        raise DynamicShape(name, format_shape(dims), example, why)
 
 
 def fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, list]) -> onnx.ModelProto:

@@ -12,7 +12,7 @@ import os
 import threading
 from pathlib import Path
 
-from ..errors import EdgekitError
+from ..errors import DynamicShape, EdgekitError
 from ..manifest import MANIFEST_NAME, Manifest, Preprocessing
 
 FORMATS = ("onnx", "ncnn", "mnn", "openvino", "tflite")
@@ -120,8 +120,13 @@ def artifact_for(ref: str | Path, backend: str, input_shapes: list[str] | None =
         from ..export import export
 
         log(f"exporting {onnx_path.name} to {backend} (once; cached in {cache})")
-        results = export(onnx_path, target=backend, out=cache, input_shapes=input_shapes, preprocessing=preprocessing,
-                         force=True)
+        try:
+            results = export(onnx_path, target=backend, out=cache, input_shapes=input_shapes,
+                             preprocessing=preprocessing, force=True)
+        except DynamicShape as e:
+            raise EdgekitError(f"{backend} needs a static shape for {src.name}: input '{e.input_name}' is "
+                               f"{e.shape}; give the inference node input_shape: \"{e.input_name}:{e.example}\" "
+                               "(N = the size you deploy)") from None
     r = results[0]
     if not r.ok:
         raise EdgekitError(f"{backend} cannot run {src.name}: {r.error}")

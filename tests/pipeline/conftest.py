@@ -18,10 +18,6 @@ OCR_FRAMES = 4
 # Backends each app is expected to run correctly on (ONNX Runtime is the reference).
 FACE_BACKENDS = ["onnx", "mnn", "openvino", "ncnn", "tflite"]
 OCR_BACKENDS = ["onnx", "mnn", "openvino", "tflite", "ncnn"]
-# ... and those whose converter cannot take the PP-OCRv4 recogniser yet: the app must stop at start with the
-# export's reason, naming the node and the backend. (ncnn was here until the simplify pass stopped fusing
-# Gemm, which pnnx turned into Tensor.reshape/torch.unbind that ncnn cannot run.)
-OCR_NOT_YET: list[str] = []
 
 
 def _tools():
