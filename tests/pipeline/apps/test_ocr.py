@@ -56,9 +56,10 @@ def test_backend_matches_onnxruntime(app_run, samples, backend):
     assert abs(acc - ref_acc) <= 1.0
 
 
-def test_a_model_the_backend_cannot_take_stops_the_graph_at_start(pipeline_cache, no_new_threads):
-    """The recogniser without its input_shape on TFLite (whose converter needs static shapes): the graph refuses
-    to start, naming the node, the backend, and the graph key that fixes it; no thread is left."""
+def test_a_model_the_backend_cannot_take_stops_the_graph_at_start(tmp_path, no_new_threads):
+    """The recogniser without its input_shape on TFLite (whose converter needs static shapes), with an empty
+    cache: the graph refuses to start, naming the node, the backend, and the graph key that fixes it; no thread
+    is left."""
     from edgekit.errors import EdgekitError
     from edgekit.pipeline import Pipeline
     from edgekit.pipeline.nodes.inference import Inference
@@ -67,7 +68,7 @@ def test_a_model_the_backend_cannot_take_stops_the_graph_at_start(pipeline_cache
     p = Pipeline()
     p.add(h.Frames("source", count=1), outputs={"frame": "frames"})
     p.add(Inference("recognizer", model="pkg://rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx",
-                    backend="tflite", cache=str(pipeline_cache)), inputs={"in": "frames"}, outputs={"out": "out"})
+                    backend="tflite", cache=str(tmp_path)), inputs={"in": "frames"}, outputs={"out": "out"})
     p.add(h.Collect("sink"), inputs={"in": "out"})
     with pytest.raises(EdgekitError) as e:
         p.start()
