@@ -41,15 +41,16 @@ def decode(raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np.ndarray, i
     """Raw SSD outputs -> (boxes (K, 2 + P, 2) as [[xmin, ymin], [xmax, ymax], keypoints...], scores (K,)),
     normalised to the model input, only those above min_score with a positive size."""
     n = anchors.shape[0]
-    pts = raw_boxes.reshape(n, -1, 2).astype(np.float64) / input_size
-    pts[:, 0] += anchors
-    pts[:, 2:] += anchors[:, None, :]
-    center, half = pts[:, 0].copy(), pts[:, 1] / 2
-    pts[:, 0], pts[:, 1] = center - half, center + half
     scores = 1.0 / (1.0 + np.exp(-np.clip(raw_scores.reshape(n).astype(np.float64), -RAW_SCORE_LIMIT,
                                           RAW_SCORE_LIMIT)))
-    keep = (scores > min_score) & np.all(pts[:, 1] > pts[:, 0], axis=1)
-    return pts[keep], scores[keep]
+    idx = np.flatnonzero(scores > min_score)  # decode only the few anchors that score: most of 896 do not
+    pts = raw_boxes.reshape(n, -1, 2)[idx].astype(np.float64) / input_size
+    pts[:, 0] += anchors[idx]
+    pts[:, 2:] += anchors[idx, None, :]
+    center, half = pts[:, 0].copy(), pts[:, 1] / 2
+    pts[:, 0], pts[:, 1] = center - half, center + half
+    keep = np.all(pts[:, 1] > pts[:, 0], axis=1)
+    return pts[keep], scores[idx][keep]
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
