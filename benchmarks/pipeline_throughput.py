@@ -101,7 +101,8 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=90)
     ap.add_argument("--ocr-frames", type=int, default=10, help="frames for the OCR app's throughput (0 skips)")
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--max-in-flight", type=int, default=3)
+    ap.add_argument("--max-in-flight", type=int, default=None,
+                    help="override the app's flow limiter (default: the app's own, 8 in flight for a file)")
     ap.add_argument("--latency-seconds", type=float, default=10.0, help="0 skips the latency part")
     ap.add_argument("--cache", default=None, help="model cache (default ~/.cache/edgekit/pipeline)")
     ap.add_argument("--json", default=None)

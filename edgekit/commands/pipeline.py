@@ -26,7 +26,7 @@ def register(sub) -> None:
     p.add_argument("--set", action="append", default=[], metavar="NODE.OPTION=VALUE",
                    help="change a node's option, e.g. --set log.path=out.jsonl --set detections.min_score=0.6")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many source frames")
-    p.add_argument("--max-in-flight", type=int, default=None, help="the flow limiter's frames in flight")
+    p.add_argument("--max-in-flight", type=int, default=None, help="the flow limiter's frames in flight, for live sources and files alike")
     p.add_argument("--flow", choices=["auto", "drop", "block"], default=None,
                    help="when the limiter is full: drop frames (live) or make the source wait (files)")
     p.add_argument("--realtime", action="store_true", default=None,

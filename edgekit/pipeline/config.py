@@ -2,7 +2,8 @@
 
     name: face
     backend: onnx                  # onnx, ncnn, mnn, openvino, tflite (--backend)
-    flow_limiter: {max_in_flight: 2, mode: auto}   # auto: drop for live sources, block for files
+    flow_limiter: {max_in_flight: 2, mode: auto}   # auto: live sources drop frames past max_in_flight (latency);
+                                                   # files block, with files_in_flight (default 8) in flight
     queue: {size: 4, policy: block}                # default for every edge
     imports: [my_nodes.py]         # modules with user nodes (paths relative to this file)
     nodes:
@@ -26,7 +27,7 @@ import yaml
 
 from ..errors import EdgekitError
 from . import node as registry
-from .graph import Pipeline
+from .graph import FILES_IN_FLIGHT, Pipeline
 from .nodes.sinks import sink_from_text
 from .nodes.sources import source_from_text
 
@@ -94,6 +95,7 @@ def build(cfg: dict | str | Path, overrides: Overrides | None = None, log=print,
     flow = dict(cfg.get("flow_limiter") or {})
     queue = dict(cfg.get("queue") or {})
     p = Pipeline(max_in_flight=int(o.max_in_flight or flow.get("max_in_flight", 2)),
+                 files_in_flight=int(o.max_in_flight or flow.get("files_in_flight", FILES_IN_FLIGHT)),
                  flow=o.flow or flow.get("mode", "auto"), queue_size=int(queue.get("size", 4)),
                  queue_policy=queue.get("policy", "block"), trace=o.trace, name=str(cfg.get("name", "pipeline")))
     p.info["backend"] = o.backend or cfg.get("backend") or "onnx"
