@@ -96,6 +96,21 @@ def test_flow_limiter_drops_frames_instead_of_building_latency(no_new_threads):
     assert d["e2e_latency_ms_median"] < 2 * 60, d
 
 
+@pytest.mark.parametrize("fps, flow, want", [(None, "auto", ("block", 8)), (30, "auto", ("drop", 2)),
+                                              (None, "block", ("block", 2)), (None, "drop", ("drop", 2))])
+def test_files_get_more_frames_in_flight_than_live_sources(fps, flow, want, no_new_threads):
+    """Under auto a file's frames all get processed, and its in-flight bound (memory, not latency) is raised so
+    every stage has work; a live source keeps max_in_flight; an explicit mode keeps it too."""
+    p = Pipeline(max_in_flight=2, flow=flow)
+    p.add(h.Frames("src", count=3, fps=fps), outputs={"frame": "frames"})
+    p.add(h.Collect("sink"), inputs={"in": "frames"})
+    p.start()
+    try:
+        assert (p.limiter.mode, p.limiter.max_in_flight) == want
+    finally:
+        p.close()
+
+
 def test_wiring_errors_are_clear():
     p = Pipeline()
     p.add(h.Frames("src"), outputs={"frame": "frames"})
