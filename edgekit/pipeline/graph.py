@@ -95,6 +95,7 @@ class Pipeline:
         self.trace = Trace(trace, time.monotonic()) if trace else None
         self.info: dict = {}  # facts nodes share (e.g. the source's fps for sinks)
         self.max_frames: int | None = None
+        self._main_tasks: list[tuple[_Slot, Callable[[], None]]] = []
 
     # ---- building
     def add(self, node: Node, inputs: dict | None = None, outputs: dict | None = None) -> Node:
@@ -165,6 +166,18 @@ class Pipeline:
                            if not isinstance(s.node, SourceNode) and (s.node.is_sink or not any(
                                st in used for st in s.outputs.values()))]
         return order
+
+    def on_main_thread(self, node: Node, task: Callable[[], None]) -> None:
+        """Have `run()` call `task` from the thread that called it (the main thread), every ~15 ms while the
+        graph runs: for GUI work, which Qt and macOS allow only there (a node registers it in `open()`)."""
+        self._main_tasks.append((self._slots[node.name], task))
+
+    def _run_main_tasks(self) -> None:
+        for slot, task in self._main_tasks:
+            try:
+                task()
+            except Exception as e:
+                self._fail(slot, e)
 
     # ---- running
     def start(self) -> "Pipeline":
@@ -273,11 +286,13 @@ class Pipeline:
         self.start()
         interrupted = False
         next_stats = time.monotonic() + stats_interval
+        poll = 0.015 if self._main_tasks else 0.1
         try:
             while True:
                 try:
-                    if self.wait(0.1):
+                    if self.wait(poll):
                         break
+                    self._run_main_tasks()
                     if on_stats and time.monotonic() >= next_stats:
                         next_stats += stats_interval
                         on_stats(self)

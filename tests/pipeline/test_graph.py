@@ -72,6 +72,35 @@ def test_a_failing_node_stops_the_graph_and_is_named(no_new_threads):
     assert not p.threads()
 
 
+def test_main_thread_tasks_run_in_the_thread_that_runs_the_graph(no_new_threads):
+    """GUI work (the window sink) must happen in the main thread under Qt and macOS: a node's task registered
+    with on_main_thread is called from run()'s thread while frames flow; a task that raises stops the graph."""
+    import threading
+
+    class Shows(h.Collect):
+        def open(self):
+            self.calls = []
+            self.graph.on_main_thread(self, lambda: self.calls.append((threading.current_thread(), len(self.items))))
+
+    p = Pipeline()
+    p.add(h.Frames("src", count=20, fps=100), outputs={"frame": "frames"})
+    sink = p.add(Shows("sink"), inputs={"in": "frames"})
+    p.run()
+    assert sink.calls and {t for t, _ in sink.calls} == {threading.current_thread()}
+    assert any(0 < n < 20 for _, n in sink.calls)  # called while the frames were flowing
+
+    class Fails(h.Collect):
+        def open(self):
+            self.graph.on_main_thread(self, lambda: 1 / 0)
+
+    p = Pipeline()
+    p.add(h.Frames("src", count=1000, fps=100), outputs={"frame": "frames"})
+    p.add(Fails("window"), inputs={"in": "frames"})
+    with pytest.raises(PipelineError, match="node 'window'.*ZeroDivisionError"):
+        p.run()
+    assert not p.threads()
+
+
 def test_close_without_run_and_twice_leaves_no_threads(no_new_threads):
     p = Pipeline()
     p.add(h.Frames("src", count=None, fps=100), outputs={"frame": "frames"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +131,10 @@ def has_display() -> bool:
 
 @register("window_sink")
 class WindowSink(Node):
-    """An OpenCV window (desktop only). On a headless machine it refuses at open with a clear message."""
+    """An OpenCV window (desktop only). On a headless machine it refuses at open with a clear message.
+
+    The window is drawn from the thread that runs the graph (`Pipeline.run`, the main thread): Qt and macOS allow
+    GUI work only there. The node's own thread hands over the newest frame; q or Esc in the window stops."""
 
     inputs = ("in",)
     outputs = ()
@@ -139,16 +143,31 @@ class WindowSink(Node):
     def __init__(self, name: str, title: str = "edgekit", **options):
         super().__init__(name, **options)
         self.title = title
+        self._frame = None
+        self._lock = threading.Lock()
+        self.shown = 0
 
     def open(self) -> None:
         if not has_display():
             raise EdgekitError("no display here (DISPLAY/WAYLAND_DISPLAY unset), so no window: use --sink "
                                "http://0.0.0.0:8080 to watch from a browser, or a video file")
+        if self.graph is not None:
+            self.graph.on_main_thread(self, self.show)
 
     def process(self, inputs, packet):
+        with self._lock:
+            self._frame = inputs["in"]
+        if threading.current_thread() is threading.main_thread():  # run_inline: no other thread to draw
+            self.show()
+
+    def show(self) -> None:
         import cv2
 
-        cv2.imshow(self.title, inputs["in"])
+        with self._lock:
+            frame, self._frame = self._frame, None
+        if frame is not None:
+            cv2.imshow(self.title, frame)
+            self.shown += 1
         if cv2.waitKey(1) & 0xFF in (27, ord("q")) and self.graph is not None:
             self.graph.stop("window closed")
 
