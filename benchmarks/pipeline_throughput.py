@@ -120,8 +120,8 @@ def main(argv=None) -> int:
         for app, frames in (("face", args.frames), ("ocr", args.ocr_frames)):
             if frames <= 0:
                 continue
-            (g, g_all), (n, n_all), stages, graph_nodes = throughput(app, media[app], args.backend, args.threads, frames, args.rounds,
-                                                   tmp, args.cache, args.max_in_flight)
+            (g, g_all), (n, n_all), stages, graph_nodes = throughput(
+                app, media[app], args.backend, args.threads, frames, args.rounds, tmp, args.cache, args.max_in_flight)
             rates = [(name, 1000.0 / ms) for name, ms in stages if ms]
             bottleneck = min(rates, key=lambda x: x[1])
             work_ms = sum(1000.0 / r for _, r in rates)
@@ -138,8 +138,8 @@ def main(argv=None) -> int:
                   f"{100 * g / bottleneck[1]:.0f}% of it (goal >= 95%); the stages' total work ({work_ms:.1f} ms "
                   f"per frame) on {os.cpu_count()} cores bounds the graph at {cpu_bound:.1f} frames/s: "
                   f"{100 * g / min(cpu_bound, bottleneck[1]):.0f}% of min(bottleneck, cores)")
-            result[app] = {"graph_fps": g, "naive_fps": n, "graph_fps_with_fill": g_all, "naive_fps_with_fill": n_all,
-                           "ratio": g / n, "stages_fps": dict(rates),
+            result[app] = {"graph_fps": g, "naive_fps": n, "graph_fps_with_fill": g_all,
+                           "naive_fps_with_fill": n_all, "ratio": g / n, "stages_fps": dict(rates),
                            "bottleneck": {"node": bottleneck[0], "fps": bottleneck[1]},
                            "graph_vs_bottleneck": g / bottleneck[1], "cpu_bound_fps": cpu_bound,
                            "graph_nodes": graph_nodes}
