@@ -1,4 +1,4 @@
-"""`--target`: a format name, a comma list, `all`, or a device profile from the top-level `targets/` folder."""
+"""`--target`: a format name, a comma list, `all`, or a device profile from the `targets/` folder edgekit ships."""
 from __future__ import annotations
 
 import tomllib
@@ -7,8 +7,8 @@ from pathlib import Path
 
 from . import backends
 from .errors import EdgekitError
+from .resources import shipped
 
-PROFILE_DIR = Path(__file__).resolve().parent.parent / "targets"
 
 
 @dataclass
@@ -23,7 +23,12 @@ class Profile:
     requirements: list[str] = field(default_factory=list)  # what to pip-install on the device
 
 
-def profiles(folder: Path = PROFILE_DIR) -> dict[str, Profile]:
+def profile_dir() -> Path:
+    return shipped("targets")
+
+
+def profiles(folder: Path | None = None) -> dict[str, Profile]:
+    folder = folder or profile_dir()
     out = {}
     for f in sorted(folder.glob("*.toml")):
         data = tomllib.loads(f.read_text())

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]  # the checkout (edgekit is installed in place by tools/install.sh)
+from ..resources import shipped
 
 
 def register(sub) -> None:
@@ -69,10 +69,10 @@ def run_face_pipeline(out: Path, backend: str, con) -> bool:
     """Make the sample video and run apps/face on it (a subprocess: the pipeline's own CLI, as a user runs it)."""
     out = out.resolve()  # the pipeline resolves relative paths against the graph's folder
     samples = out / "samples"
-    subprocess.run([sys.executable, str(ROOT / "tools" / "make_sample_media.py"), "--out", str(samples),
+    subprocess.run([sys.executable, str(shipped("tools") / "make_sample_media.py"), "--out", str(samples),
                     "--frames", "48"], check=True, stdout=subprocess.DEVNULL)
     video = out / "face_annotated.avi"
-    cmd = [sys.executable, "-m", "edgekit.cli", "pipeline", str(ROOT / "apps" / "face" / "graph.yaml"),
+    cmd = [sys.executable, "-m", "edgekit.cli", "pipeline", str(shipped("apps") / "face" / "graph.yaml"),
            "--source", str(samples / "face.avi"), "--sink", str(video), "--backend", backend,
            "--cache", str(out / "pipeline-models")]
     con.print("\n[bold]pipeline[/] (MediaPipe face detection + landmarks, imported from TFLite, on a sample video)")

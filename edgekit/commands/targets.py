@@ -12,7 +12,7 @@ def main(args) -> int:
     from rich.table import Table
 
     from .. import backends
-    from ..targets import PROFILE_DIR, profiles
+    from ..targets import profile_dir, profiles
     from .common import console
 
     con = console()
@@ -27,7 +27,7 @@ def main(args) -> int:
         t.add_row(fmt, b.runtime, yes_no[run], yes_no[export], versions,
                   "" if export else escape(b.install_hint()))
     con.print(t)
-    t = Table(title=f"device profiles ({PROFILE_DIR})", title_justify="left")
+    t = Table(title=f"device profiles ({profile_dir()})", title_justify="left")
     for col in ("profile", "arch", "cores", "formats (preferred first)", "precision", "threads", "device needs"):
         t.add_column(col)
     for name, p in profiles().items():
