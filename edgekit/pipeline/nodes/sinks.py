@@ -133,8 +133,8 @@ def has_display() -> bool:
 class WindowSink(Node):
     """An OpenCV window (desktop only). On a headless machine it refuses at open with a clear message.
 
-    The window is drawn from the thread that runs the graph (`Pipeline.run`, the main thread): Qt and macOS allow
-    GUI work only there. The node's own thread hands over the newest frame; q or Esc in the window stops."""
+    The window is drawn by `Pipeline.run()` in the thread that called it (the main thread): Qt and macOS allow GUI
+    work only there. The node's own thread hands over the newest frame; q or Esc in the window stops."""
 
     inputs = ("in",)
     outputs = ()
