@@ -329,6 +329,10 @@ class Pipeline:
         """Graceful: the sources end their streams and the graph drains."""
         with self._lock:
             self._stop_reason = self._stop_reason or reason
+        self._stop_sources()
+
+    def _stop_sources(self) -> None:
+        """Let every source end its stream (and wake one blocked reading); the graph then drains."""
         self._draining.set()
         for slot in self._slots.values():
             if isinstance(slot.node, SourceNode):
@@ -411,13 +415,7 @@ class Pipeline:
                 self._error = PipelineError(slot.node.name, slot.stats.kind, error, traceback.format_exc())
                 self._stop_reason = f"error in node '{slot.node.name}'"
         self._abort.set()
-        self._draining.set()
-        for other in self._slots.values():
-            if isinstance(other.node, SourceNode):
-                try:
-                    other.node.request_stop()
-                except Exception:
-                    pass
+        self._stop_sources()
 
     def _on_drop(self, slot: _Slot):
         def dropped(packet: Packet) -> None:
