@@ -78,6 +78,13 @@ class Camera:
         self.server.close()
 
 
+def _wait_for(sink, n: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while len(sink.items) < n and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return len(sink.items) >= n
+
+
 def test_stream_source_reconnects_after_the_server_restarts(no_new_threads):
     port = _free_port()
     cam = Camera(port)
@@ -87,10 +94,7 @@ def test_stream_source_reconnects_after_the_server_restarts(no_new_threads):
     sink = p.add(h.Collect("sink"), inputs={"in": "frames"})
     p.start()
     try:
-        deadline = time.monotonic() + 10
-        while len(sink.items) < 10 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(sink.items) >= 10, "no frames from the stream"
+        assert _wait_for(sink, 10, 10), "no frames from the stream"
         cam.close()  # the camera goes away
         time.sleep(1.0)
         before = len(sink.items)
@@ -98,10 +102,7 @@ def test_stream_source_reconnects_after_the_server_restarts(no_new_threads):
         assert len(sink.items) == before  # nothing arrives while it is down, and nothing crashed
         assert not p.error
         cam = Camera(port)  # ... and comes back on the same address
-        deadline = time.monotonic() + 15
-        while len(sink.items) < before + 10 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(sink.items) >= before + 10, "the source did not reconnect"
+        assert _wait_for(sink, before + 10, 15), "the source did not reconnect"
         assert src.reconnects >= 1
         seqs = [i[0] for i in sink.items]
         assert all(a < b for a, b in zip(seqs, seqs[1:]))
@@ -150,13 +151,6 @@ def _matches(img: np.ndarray, frames: list[np.ndarray]) -> int:
     d = sorted((float(np.abs(img.astype(np.int16) - f).mean()), k) for k, f in enumerate(frames))
     assert d[0][0] < 3.0 and d[1][0] > 20.0, d
     return d[0][1]
-
-
-def _wait_for(sink, n: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while len(sink.items) < n and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return len(sink.items) >= n
 
 
 def _setups(server: RtspServer) -> list[str]:
