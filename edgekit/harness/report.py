@@ -176,6 +176,13 @@ def _e(text) -> str:
     return html.escape(str(text), quote=True)
 
 
+def _svg_open(width, height, title: str, title_x) -> list[str]:
+    """The opening of every plot: the <svg> element (accessible by its title) and the title line."""
+    return [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(title)}">',
+            f'<text x="{title_x}" y="18" class="t">{_e(title)}</text>']
+
+
 def _nice_max(v: float) -> float:
     if v <= 0 or not math.isfinite(v):
         return 1.0
@@ -222,9 +229,7 @@ def svg_boxplot(groups: list[tuple[str, list[float]]], title: str = "Latency dis
     plot_w = width - left - right
     height = top + row_h * len(groups) + 40
     x = lambda v: left + plot_w * min(max(v, 0.0), vmax) / vmax  # noqa: E731
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(title)}">',
-             f'<text x="{left}" y="18" class="t">{_e(title)}</text>']
+    parts = _svg_open(width, height, title, left)
     for tv in _ticks(vmax):
         parts.append(f'<line x1="{x(tv):.1f}" y1="{top - 6}" x2="{x(tv):.1f}" y2="{height - 34}" class="grid"/>')
         parts.append(f'<text x="{x(tv):.1f}" y="{height - 18}" text-anchor="middle" class="ax">'
@@ -282,9 +287,7 @@ def svg_bars(report, title: str = "Median latency, ms (whisker: 95% CI of the me
     height = 320
     plot_h = height - top - bottom
     y = lambda v: top + plot_h * (1 - min(v, vmax) / vmax)  # noqa: E731
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(title)}">',
-             f'<text x="{left}" y="18" class="t">{_e(title)}</text>']
+    parts = _svg_open(width, height, title, left)
     for tv in _ticks(vmax):
         parts.append(f'<line x1="{left}" y1="{y(tv):.1f}" x2="{width - 10}" y2="{y(tv):.1f}" class="grid"/>')
         parts.append(f'<text x="{left - 6}" y="{y(tv) + 4:.1f}" text-anchor="end" class="ax">{_tick_label(tv)}'
@@ -325,9 +328,7 @@ def svg_timeline(groups: list[tuple[str, list[float]]], title: str = "Every samp
     width, row_h, left, top = 820, 70, 170, 30
     plot_w = width - left - 20
     height = top + row_h * len(groups) + 10
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(title)}">',
-             f'<text x="{left}" y="18" class="t">{_e(title)}</text>']
+    parts = _svg_open(width, height, title, left)
     for i, (name, samples) in enumerate(groups):
         arr = np.asarray(samples, dtype=float)
         if arr.size > 1500:  # keep the file small: the maximum of each bucket keeps the spikes visible
