@@ -38,7 +38,7 @@ def model_file(name: str, cache: Path) -> Path:
 
 def run_cell(name: str, fmt: str, cache: Path, out: Path, raw: bool, keep_workdir: bool) -> dict:
     from edgekit import fixtures
-    from edgekit.export import export
+    from edgekit import export
 
     fx = corpus()[name]
     images = fixtures.write_images(cache / f"{name}-data", fx.kind, 2)

@@ -4,35 +4,33 @@
     results = edgekit.export("model.onnx", target="ncnn", input_shapes=["x:1x3x48x192"])
     runner = edgekit.load(results[0].path, threads=2)
     outputs = runner({"x": array})   # ONNX names, shapes, layouts and dtypes on every backend
-"""
-__version__ = "0.1.0"
+
+The public functions are the library's own (real signatures, `help(edgekit.export)`), imported on first use
+so that `import edgekit` stays cheap: the runtimes and converters load only when a function needs them."""
+from .version import __version__
 
 __all__ = ["bench", "check", "export", "import_tflite", "load", "__version__"]
 
-
-# Imported eagerly: `edgekit.export` must stay the function even after the `edgekit.export` module loads.
-from .export import export  # noqa: E402
-
-
-def import_tflite(*args, **kwargs):
-    from .importer import import_tflite as _import_tflite
-
-    return _import_tflite(*args, **kwargs)
-
-
-def bench(*args, **kwargs):
-    from .harness.bench import bench as _bench
-
-    return _bench(*args, **kwargs)
+# public name -> (module, attribute)
+_PUBLIC = {
+    "export": ("edgekit.exporter", "export"),
+    "load": ("edgekit.runner", "load"),
+    "check": ("edgekit.harness.check", "check"),
+    "bench": ("edgekit.workflows", "bench"),
+    "import_tflite": ("edgekit.importer", "import_tflite"),
+}
 
 
-def load(*args, **kwargs):
-    from .runner import load as _load
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        import importlib
 
-    return _load(*args, **kwargs)
+        module, attr = _PUBLIC[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value  # later lookups skip this hook
+        return value
+    raise AttributeError(f"module 'edgekit' has no attribute '{name}'")
 
 
-def check(*args, **kwargs):
-    from .harness.check import check as _check
-
-    return _check(*args, **kwargs)
+def __dir__():
+    return sorted(list(globals()) + list(_PUBLIC))

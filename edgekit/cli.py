@@ -24,7 +24,7 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .version import __version__
 
     parser = argparse.ArgumentParser(prog="edgekit", description="Take an ONNX model to edge devices and prove "
                                      "it still works there: export, run, check, bench, pipelines.")
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from .errors import EdgekitError
+    from .options import cli_spelling
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
@@ -45,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with cli_spelling():
+            return int(args.func(args) or 0)
     except EdgekitError as e:
         print(f"edgekit {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code

@@ -14,7 +14,7 @@ _CACHE: dict = {}
 @pytest.fixture(scope="session")
 def mediapipe_exports(tmp_path_factory):
     """mediapipe_exports("face-landmark") -> {format: ExportResult}, converted once per session."""
-    from edgekit.export import export
+    from edgekit import export
 
     def get(name: str) -> dict:
         if name not in _CACHE:
@@ -69,7 +69,7 @@ def test_sparse_full_range_blazeface_imports_and_converts_to_ncnn(tmp_path):
     """The sparse variant of the full-range detector: `edgekit import` densifies its weights, and its heads'
     TensorFlow-style (DCR) DepthToSpace needs the depth-to-space-crd pass on ncnn."""
     import edgekit
-    from edgekit.export import export
+    from edgekit import export
     from edgekit.fixtures import package_file
 
     fx = MEDIAPIPE_MODELS["blazeface-full"]

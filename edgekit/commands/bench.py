@@ -1,7 +1,7 @@
 """`edgekit bench ARTIFACT [ARTIFACT ...]` and the one-shot `edgekit bench MODEL.onnx --target all`."""
 from __future__ import annotations
 
-from .common import add_preprocessing_args, console, preprocessing_from_args, status
+from .common import add_preprocessing_args, call_with, console, preprocessing_from_args, status
 
 
 def register(sub) -> None:
@@ -24,9 +24,10 @@ def register(sub) -> None:
     p.add_argument("--min-seconds", type=float, default=2.0,
                    help="and at least this many seconds of timed calls per artifact (default 2)")
     p.add_argument("--max-seconds", type=float, default=None, help="stop an artifact after this much timed time")
-    p.add_argument("--input", action="append", default=None, metavar="PATH", dest="data",
-                   help="inputs as in `check`: images (through the preprocessing) or .npy/.npz; default generated")
-    p.add_argument("--input-shape", action="append", default=None, metavar="NAME:1x3x48x192",
+    p.add_argument("--data", "--input", action="append", default=None, metavar="PATH", dest="data",
+                   help="inputs as in `check` and `export`: images (through the preprocessing) or .npy/.npz; "
+                        "default generated (--input is the older spelling)")
+    p.add_argument("--input-shape", action="append", default=None, metavar="NAME:1x3x48x192", dest="input_shapes",
                    help="static shape for a dynamic input (export and .onnx runs)")
     p.add_argument("--settle-ms", type=float, default=50.0,
                    help="idle pause before each block so spinning worker threads of the previous backend go "
@@ -49,15 +50,11 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
-    from ..harness.bench import bench
+    from ..workflows import bench
 
     with status("preparing") as update:
-        report = bench(args.artifacts, target=args.target, threads=args.threads, warmup=args.warmup,
-                       iterations=args.iterations, min_seconds=args.min_seconds, max_seconds=args.max_seconds,
-                       data=args.data, input_shapes=args.input_shape, out=args.out,
-                       preprocessing=preprocessing_from_args(args), precision=args.precision, force=args.force,
-                       settle_ms=args.settle_ms, gap_ms=args.gap_ms, seed=args.seed, memory=args.memory,
-                       progress=(lambda msg: None) if args.quiet else update)
+        report = call_with(bench, args, preprocessing=preprocessing_from_args(args),
+                           progress=(lambda msg: None) if args.quiet else update)
     print_report(report)
     con = console()
     for flag, writer in (("json", report.write_json), ("markdown", report.write_markdown),

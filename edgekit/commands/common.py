@@ -45,6 +45,20 @@ def preprocessing_from_args(args) -> Preprocessing | None:
     return p
 
 
+def call_with(func, args, **given):
+    """Call a library function with the parsed flags whose `dest` names one of its parameters (the CLI names
+    its flags' dests after the Python parameters, so the two front ends share one set of names), plus `given`
+    for what the command builds itself (preprocessing, progress, ...)."""
+    import inspect
+
+    params = inspect.signature(func).parameters
+    first = next(iter(params))  # the positional subject (model, artifacts) is given by the command
+    kwargs = {name: getattr(args, name) for name in params if name != first and hasattr(args, name)}
+    kwargs.update(given)
+    subject = kwargs.pop(first, getattr(args, first, None))
+    return func(subject, **kwargs)
+
+
 def console(stderr: bool = False, width: int = 160):
     from rich.console import Console
 

@@ -28,9 +28,9 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
-    from ..export import export
+    from ..exporter import export
     from ..fixtures import OCR_MODELS, write_text_images
-    from ..harness.bench import bench
+    from ..workflows import bench
     from ..harness.check import check
     from .bench import print_report as print_bench
     from .check import print_report as print_check

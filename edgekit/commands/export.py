@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from .common import add_preprocessing_args, console, fmt_float, preprocessing_from_args, status
+from .common import add_preprocessing_args, call_with, console, fmt_float, preprocessing_from_args, status
 
 
 def register(sub) -> None:
@@ -17,7 +17,7 @@ def register(sub) -> None:
                         "(see `edgekit targets`); default: all")
     p.add_argument("--out", "-o", default=None, help="folder for the artifacts (default: the current folder); "
                    "each format goes to OUT/<model>_<format>/")
-    p.add_argument("--input-shape", action="append", default=[], metavar="NAME:1x3x48x192",
+    p.add_argument("--input-shape", action="append", default=[], metavar="NAME:1x3x48x192", dest="input_shapes",
                    help="fix an input's shape (repeatable); a dynamic batch axis alone defaults to 1")
     p.add_argument("--dynamic", action="store_true",
                    help="keep the model's dynamic axes (not batch) where the format can (ncnn, MNN, OpenVINO, ONNX); "
@@ -41,7 +41,7 @@ def main(args) -> int:
     from pathlib import Path
 
     from ..errors import EdgekitError
-    from ..export import export
+    from ..exporter import export
 
     labels = None
     if args.labels:
@@ -49,11 +49,8 @@ def main(args) -> int:
             raise EdgekitError(f"{args.labels}: no such labels file")
         labels = [line.strip() for line in Path(args.labels).read_text().splitlines() if line.strip()]
     with status("preparing") as update:
-        results = export(args.model, target=args.target, out=args.out, input_shapes=args.input_shape,
-                         precision=args.precision, force=args.force, keep_workdir=args.keep_workdir,
-                         data=args.data, preprocessing=preprocessing_from_args(args), labels=labels,
-                         samples=args.samples, keep_inaccurate=args.keep_inaccurate, dynamic=args.dynamic,
-                         progress=lambda fmt, stage: update(f"[{fmt}] {stage}"))
+        results = call_with(export, args, preprocessing=preprocessing_from_args(args), labels=labels,
+                            progress=lambda fmt, stage: update(f"[{fmt}] {stage}"))
     print_results(results, Path(args.model).name)
     if args.json:
         from ..fsutil import atomic_write_text

@@ -16,7 +16,7 @@ def ort_run(model: onnx.ModelProto, feeds: dict) -> list[np.ndarray]:
 
 def export_one(model: onnx.ModelProto, fmt: str, tmp_path, passes):
     """Export `model` (saved to tmp_path) to one format with the given pass list; returns the ExportResult."""
-    from edgekit.export import export
+    from edgekit import export
 
     path = tmp_path / "model.onnx"
     onnx.save(model, str(path))

@@ -59,7 +59,7 @@ def test_rescaling_is_exact_and_brings_the_weights_into_fp16_range():
 
 
 def test_ncnn_fp16_is_wrong_without_the_pass_and_right_with_it(tmp_path):
-    from edgekit.export import export
+    from edgekit import export
 
     path = tmp_path / "head.onnx"
     onnx.save(head_net(), str(path))
@@ -73,7 +73,7 @@ def test_ncnn_fp16_is_wrong_without_the_pass_and_right_with_it(tmp_path):
 def test_ppocr_det_on_ncnn_with_fp16_weights(tmp_path):
     """The real case: PP-OCRv4 det with pnnx's fp16 weights gives cosine ~0.15 without the pass (the head Conv's
     folded weights flush to zero), ~0.99998 with it. keep_inaccurate: compare both, pass or not."""
-    from edgekit.export import export
+    from edgekit import export
     from edgekit.fixtures import OCR_MODELS, write_text_images
 
     fx = OCR_MODELS["ppocr-det"]

@@ -1,4 +1,4 @@
-"""The export flow (DESIGN §5): validate everything first, fix shapes, normalise, convert each format in a
+"""The export flow (docs/architecture.md, "Export"): validate everything first, fix shapes, normalise, convert each format in a
 scratch folder, load the result with its runtime, verify it against ONNX Runtime fp32 on the original model,
 write the manifest, and only then move the artifact into place. A failed format leaves nothing behind."""
 from __future__ import annotations
@@ -16,17 +16,22 @@ from typing import Callable
 import numpy as np
 import onnx
 
-from . import __version__, backends
+from . import backends
 from . import targets as targets_mod
 from .backends.base import ConvertOptions
 from .errors import ConversionError, EdgekitError, VerificationFailed
 from .fsutil import atomic_dir, check_destination, sha256
-from .harness import compare, inputs as inputs_mod
-from .manifest import Manifest, OutputCheck, Preprocessing, TensorSpec, Verification
+from .harness import compare
+from .harness import inputs as inputs_mod
+from .manifest import Manifest, OutputCheck, Preprocessing, TensorSpec, Verification, file_checksums
 from .onnx import inspect
 from .onnx import passes as passes_mod
 from .onnx.load import load_model
 from .onnx.shapes import fix_input_shapes, parse_shape_args, require_static, resolve_input_shapes
+from .options import spell
+from .runner import open_artifact
+from .runner import reference as reference_runner
+from .version import __version__
 
 PRECISIONS = ("fp32", "fp16")
 
@@ -59,23 +64,68 @@ class Reference:
     shapes: list = field(default_factory=list)
 
 
-def export(model: str | Path, target: str = "all", out: str | Path | None = None,
-           input_shapes: dict | list | None = None, precision: str | None = None, force: bool = False,
-           keep_workdir: bool = False, data: list | None = None, preprocessing: Preprocessing | None = None,
-           labels: list[str] | None = None, samples: int = 2, tolerances: dict | None = None,
-           progress: Callable[[str, str], None] | None = None,
-           passes: list[str] | None = None, keep_inaccurate: bool = False,
-           dynamic: bool = False) -> list[ExportResult]:
-    """Export `model` to every format of `target`; returns one ExportResult per format.
+@dataclass
+class ExportJob:
+    """What one export decided before converting, shared by every format it converts to."""
 
-    `passes`: the normalisation passes to run (names from `edgekit.onnx.passes.REGISTRY`); None runs the ones
-    the target's backends declare, [] hands the converters the shape-fixed model untouched (raw converters).
-    `dynamic`: keep the model's dynamic axes (a dynamic batch axis still becomes 1) in the formats whose backend
-    can; `input_shapes` then gives the typical size, and verification runs there and at a second size.
+    inputs: list[TensorSpec]  # the shape-fixed model's inputs
+    outputs: list[TensorSpec]  # its outputs, with the shapes and dtypes the reference run showed
+    reference: Reference
+    source: dict  # the manifest's `source`
+    options: dict  # the manifest's `export_options`
+    precision: str
+    tolerances: dict
+    preprocessing: Preprocessing | None
+    labels: list[str] | None
+    force: bool
+    keep_workdir: bool
+    keep_inaccurate: bool
+    dynamic_shapes: list[dict] | None  # the verification shapes of a dynamic export, else None
+    scratch: Path
+    progress: Callable[[str, str], None]
 
-    Bad input (missing/corrupt model, unknown target, bad shapes, missing backend, existing output without
-    `force`) raises EdgekitError before anything is written. Conversion and verification failures are
-    reported per format in the results and leave no artifact."""
+
+def export(model: str | Path, target: str = "all", *, out: str | Path | None = None,
+           input_shapes: dict | list | None = None, precision: str | None = None, dynamic: bool = False,
+           data: list | None = None, samples: int = 2, preprocessing: Preprocessing | None = None,
+           labels: list[str] | None = None, tolerances: dict | None = None, passes: list[str] | None = None,
+           force: bool = False, keep_workdir: bool = False, keep_inaccurate: bool = False,
+           progress: Callable[[str, str], None] | None = None) -> list[ExportResult]:
+    """Convert an ONNX model to every format of a target and verify each artifact against ONNX Runtime.
+
+    Args:
+        model: the .onnx file.
+        target: a format ("ncnn", "mnn", "tflite", "openvino", "onnx"), a comma list, "all", or a device
+            profile name (`edgekit targets`).
+        out: the folder for the artifacts, one `<model>_<format>/` each (default: the current folder).
+        input_shapes: static shapes for dynamic inputs, ["x:1x3x48x192"] or {"x": [1, 3, 48, 192]}; a dynamic
+            batch axis alone becomes 1.
+        precision: "fp32" (default, or the profile's) or "fp16"; verification runs at this precision.
+        dynamic: keep the model's dynamic axes (not the batch) in the formats whose backend can; `input_shapes`
+            then gives the typical size, and verification runs there and at a second size.
+        data: verification inputs: image files or folders (through `preprocessing`) or .npy/.npz files;
+            default: generated inputs with sensible ranges.
+        samples: how many verification samples to use.
+        preprocessing: how an image becomes the model's input; stored in the manifest for run/check/pipelines.
+        labels: class labels, stored in the manifest.
+        tolerances: {"cos": .., "atol": .., "rtol": ..} instead of the precision's defaults.
+        passes: the normalisation passes to run (names in `edgekit.onnx.passes.REGISTRY`, in the order given);
+            None runs the ones each format's backend declares, [] hands the converters the shape-fixed model
+            untouched (the raw converters).
+        force: replace existing artifacts.
+        keep_workdir: keep each converter's scratch folder (its path is in the result).
+        keep_inaccurate: keep an artifact that converted but failed verification, marked failing, for
+            `edgekit check --bisect`.
+        progress: called as progress(format, stage) while the export runs ("*" for shared stages).
+
+    Returns:
+        one ExportResult per format, in the target's order; `.ok`, `.path`, `.manifest`, `.error`.
+
+    Raises:
+        EdgekitError: bad input (missing or corrupt model, unknown target, bad shapes, missing backend, an
+            existing output without `force`), before anything is written. A format that fails to convert or
+            verify is reported in its result and leaves no artifact.
+    """
     progress = progress or (lambda fmt, stage: None)
     model_path = Path(model)
     plan = targets_mod.resolve(target)
@@ -88,6 +138,10 @@ def export(model: str | Path, target: str = "all", out: str | Path | None = None
     dests = {fmt: out_dir / f"{model_path.stem}_{fmt}" for fmt in plan.formats}
     for fmt in plan.formats:
         backends.get(fmt).require(convert=True)
+    wanted = {fmt: passes_mod.ordered(backends.get(fmt).passes) if passes is None else list(passes)
+              for fmt in plan.formats}
+    if passes is not None:
+        passes_mod.ordered(passes)  # refuses unknown names before any work
     original = load_model(model_path)
     shapes = resolve_input_shapes(original, input_shapes or {})
     verify_shapes = [shapes]
@@ -101,13 +155,11 @@ def export(model: str | Path, target: str = "all", out: str | Path | None = None
 
     progress("*", "preparing the model")
     fixed = fix_input_shapes(original, shapes)
-    # Each format gets the passes its backend declares (one normalised model per distinct pass list).
-    wanted = {fmt: passes_mod.plan([fmt]) if passes is None else list(passes) for fmt in plan.formats}
-    ins = [s for s in inspect.graph_inputs(fixed)]
+    ins = inspect.graph_inputs(fixed)
     reference = None
     for vs in verify_shapes:  # one reference per verification shape (two or more for a dynamic export)
         at = [TensorSpec(s.name, s.dtype, list(vs[s.name])) for s in ins]
-        ref = _reference(original, model_path, at, data, preprocessing, samples, progress)
+        ref = _reference(original, at, data, preprocessing, samples, progress)
         if len(verify_shapes) > 1:
             ref.source = f"at {', '.join('x'.join(map(str, d)) for d in vs.values())}: {ref.source}"
         reference = ref if reference is None else Reference(
@@ -123,66 +175,65 @@ def export(model: str | Path, target: str = "all", out: str | Path | None = None
     options = {"target": target, "precision": precision, "input_shapes": shapes, "threads": plan.threads}
     if dynamic:
         options["dynamic"] = True
-    tol = dict(tolerances or compare.DEFAULT_TOLERANCES[precision])
 
     results = []
     with tempfile.TemporaryDirectory(prefix="edgekit-") as scratch:
-        scratch = Path(scratch)
-        normalized_models: dict[tuple, tuple[Path, list[str]]] = {}
+        job = ExportJob(ins, outs, reference, source, options, precision,
+                        dict(tolerances or compare.DEFAULT_TOLERANCES[precision]), preprocessing, labels, force,
+                        keep_workdir, keep_inaccurate, verify_shapes if dynamic else None, Path(scratch), progress)
+        normalized_models: dict[tuple, tuple[Path, list[str]]] = {}  # one normalised model per pass list
         for fmt in plan.formats:
             key = tuple(wanted[fmt])
             if key not in normalized_models:
                 copy = onnx.ModelProto()
                 copy.CopyFrom(fixed)
                 normalized, applied = passes_mod.apply(copy, list(key))
-                normalized_path = scratch / f"normalized-{len(normalized_models)}.onnx"
+                normalized_path = job.scratch / f"normalized-{len(normalized_models)}.onnx"
                 onnx.save(normalized, str(normalized_path))
                 normalized_models[key] = (normalized_path, applied)
             normalized_path, applied = normalized_models[key]
-            results.append(_export_one(fmt, normalized_path, dests[fmt], scratch, ins, outs, reference, source,
-                                       options, applied, precision, preprocessing, labels, tol, force,
-                                       keep_workdir, keep_inaccurate, progress, verify_shapes if dynamic else None))
+            results.append(_export_one(fmt, normalized_path, applied, dests[fmt], job))
     return results
 
 
-def _export_one(fmt, normalized_path, dest, scratch, ins, outs, reference, source, options, applied, precision,
-                preprocessing, labels, tol, force, keep_workdir, keep_inaccurate, progress,
-                dynamic_shapes=None) -> ExportResult:
+def _export_one(fmt: str, normalized_path: Path, applied: list[str], dest: Path, job: ExportJob) -> ExportResult:
     backend = backends.get(fmt)
     result = ExportResult(fmt)
-    workdir = Path(tempfile.mkdtemp(prefix=f"edgekit-{fmt}-")) if keep_workdir else scratch / fmt
+    workdir = Path(tempfile.mkdtemp(prefix=f"edgekit-{fmt}-")) if job.keep_workdir else job.scratch / fmt
     workdir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
-        if dynamic_shapes and not backend.dynamic:
-            name, dims = next((s.name, s.shape) for s in ins if not all(isinstance(d, int) for d in s.shape))
-            example = "x".join(map(str, dynamic_shapes[0][name]))
+        if job.dynamic_shapes and not backend.dynamic:
+            name = next(s.name for s in job.inputs if not all(isinstance(d, int) for d in s.shape))
+            example = "x".join(map(str, job.dynamic_shapes[0][name]))
             raise EdgekitError(f"{backend.runtime} cannot keep dynamic axes ({backend.dynamic_why}); export this "
-                               f"format with static shapes instead: --input-shape {name}:{example} without --dynamic")
-        with atomic_dir(dest, force) as tmp:
-            progress(fmt, f"converting with {backend.runtime}")
-            first = [s for s in reference.samples if all(v.shape == reference.samples[0][k].shape
-                                                         for k, v in s.items())]
-            calibration = {k: np.concatenate([s[k] for s in first]) for k in reference.samples[0]}
-            conv = backend.convert(normalized_path, tmp, [_copy(s) for s in ins], [_copy(s) for s in outs],
-                                   ConvertOptions(precision=precision, workdir=workdir, calibration=calibration,
-                                                  shapes=dynamic_shapes))
+                               f"format with static shapes instead: {spell('input_shapes', f'{name}:{example}')} "
+                               f"without {spell('dynamic')}")
+        with atomic_dir(dest, job.force) as tmp:
+            job.progress(fmt, f"converting with {backend.runtime}")
+            conv = backend.convert(normalized_path, tmp, [_copy(s) for s in job.inputs],
+                                   [_copy(s) for s in job.outputs],
+                                   ConvertOptions(precision=job.precision, workdir=workdir,
+                                                  calibration=_calibration(job.reference.samples),
+                                                  shapes=job.dynamic_shapes))
             manifest = Manifest(
-                format=fmt, files=conv.files, source=source, inputs=conv.inputs, outputs=conv.outputs,
-                precision=conv.precision, export_options=options,
-                tools={"edgekit": __version__, **conv.tools}, passes=list(applied), preprocessing=preprocessing,
-                labels=labels, created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-            progress(fmt, "verifying against ONNX Runtime")
-            runner = backend.load(tmp, manifest, threads=options.get("threads"))
+                format=fmt, files=conv.files, source=job.source, inputs=conv.inputs, outputs=conv.outputs,
+                precision=conv.precision, export_options=job.options,
+                tools={"edgekit": __version__, **conv.tools}, passes=list(applied),
+                preprocessing=job.preprocessing, labels=job.labels, checksums=file_checksums(tmp, conv.files),
+                created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+            job.progress(fmt, "verifying against ONNX Runtime")
+            runner = open_artifact(tmp, manifest, threads=job.options.get("threads"), files_checked=True)
             manifest.precision.compute = runner.effective_precision  # what the runtime really chose
-            manifest.verification = verify(runner, reference, tol, precision)
+            manifest.verification = verify(runner, job.reference, job.tolerances, job.precision)
             result.manifest = manifest
-            if not manifest.verification.passed and not keep_inaccurate:
-                raise VerificationFailed(_failures(manifest, tol))
+            if not manifest.verification.passed and not job.keep_inaccurate:
+                raise VerificationFailed(_failures(manifest, job.tolerances))
             manifest.save(tmp)  # an inaccurate artifact is kept only on request, marked failing, for --bisect
         result.ok, result.path = manifest.verification.passed, dest
         if not result.ok:
-            result.error = f"{fmt}: converted but wrong against ONNX Runtime (kept as asked): " + _failures(manifest, tol)
+            result.error = (f"{fmt}: converted but wrong against ONNX Runtime (kept as asked): "
+                            + _failures(manifest, job.tolerances))
     except ConversionError as e:
         result.error, result.log_tail = str(e), e.log_tail
     except VerificationFailed as e:
@@ -193,15 +244,23 @@ def _export_one(fmt, normalized_path, dest, scratch, ins, outs, reference, sourc
         result.error = f"{fmt}: {type(e).__name__}: {e}"
         result.log_tail = traceback.format_exc(limit=4)
     result.seconds = time.perf_counter() - start
-    if keep_workdir:
+    if job.keep_workdir:
         result.workdir = workdir
     else:
         shutil.rmtree(workdir, ignore_errors=True)
     return result
 
 
+def _calibration(samples: list[dict]) -> dict:
+    """Input name -> the samples stacked along the batch axis (0-d inputs stacked into a vector), from the
+    samples that share the first one's shapes; for converters that want realistic data (onnx2tf)."""
+    first = [s for s in samples if all(v.shape == samples[0][k].shape for k, v in s.items())]
+    return {k: np.stack([s[k] for s in first]) if samples[0][k].ndim == 0 else np.concatenate([s[k] for s in first])
+            for k in samples[0]}
+
+
 def _verification_shapes(model, typical: dict) -> list[dict]:
-    """For a dynamic export: the typical shape (from --input-shape) and a second one with every dynamic axis
+    """For a dynamic export: the typical shape (from `input_shapes`) and a second one with every dynamic axis
     at 5/4, 3/2, 5/4, ... of its size (so a square input becomes oblong; growing, since a smaller size can
     leave a pooling window larger than its input), rounded down to the largest power-of-two factor (up to 32)
     that divides the typical size, so strided models still divide evenly."""
@@ -209,14 +268,14 @@ def _verification_shapes(model, typical: dict) -> list[dict]:
 
     declared = resolve_input_shapes(model, {})
     if not dynamic_inputs(declared):
-        raise EdgekitError("--dynamic: the model has no dynamic axes besides the batch; nothing to keep "
-                           "(export without --dynamic)")
+        raise EdgekitError(f"{spell('dynamic')}: the model has no dynamic axes besides the batch; nothing to "
+                           "keep (export without it)")
     missing = dynamic_inputs(typical)
     if missing:
         name, dims = next(iter(missing.items()))
-        raise EdgekitError(f"--dynamic keeps input '{name}' {format_shape(dims)} dynamic, and verification needs a "
-                           f"typical size for it: add --input-shape {name}:"
-                           + "x".join(str(d) if isinstance(d, int) else "N" for d in dims))
+        example = "x".join(str(d) if isinstance(d, int) else "N" for d in dims)
+        raise EdgekitError(f"{spell('dynamic')} keeps input '{name}' {format_shape(dims)} dynamic, and verification "
+                           f"needs a typical size for it: add {spell('input_shapes', f'{name}:{example}')}")
     second, k = {}, 0
     for name, dims in typical.items():
         alt = []
@@ -249,13 +308,10 @@ def _copy(spec):
     return replace(spec, shape=list(spec.shape))
 
 
-def _reference(original, model_path, ins, data, preprocessing, samples, progress) -> Reference:
-    from .backends.onnxruntime import OrtRunner
-
+def _reference(original, ins, data, preprocessing, samples, progress) -> Reference:
     feeds, what = inputs_mod.make_samples(ins, data, preprocessing, max(samples, 1))
     progress("*", "running the ONNX Runtime reference")
-    m = Manifest("onnx", {}, {}, ins, inspect.graph_outputs(original), None)
-    ref = OrtRunner(m, None, None, model_bytes=original.SerializeToString())
+    ref = reference_runner(original)
     return Reference(feeds, [ref(f) for f in feeds], what, [[list(v.shape) for v in f.values()] for f in feeds])
 
 
