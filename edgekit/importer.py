@@ -202,18 +202,16 @@ def _run_tflite(src: Path, feeds: dict) -> dict:
 
 def _run_onnx(model, feeds: dict, ref: dict) -> dict:
     """ONNX Runtime on the imported model, fed and answered in the .tflite's names and layouts."""
-    import onnxruntime as ort
+    from .runner import reference
 
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    runner = reference(model)
     tfl_names = list(feeds)
     ort_feeds = {}
-    for i, inp in enumerate(sess.get_inputs()):
-        name = inp.name if inp.name in feeds else tfl_names[i]
-        ort_feeds[inp.name] = _to_shape(feeds[name], inp.shape)
-    names = [o.name for o in sess.get_outputs()]
-    values = dict(zip(names, sess.run(names, ort_feeds)))
+    for i, spec in enumerate(runner.inputs):
+        name = spec.name if spec.name in feeds else tfl_names[i]
+        ort_feeds[spec.name] = _to_shape(feeds[name], spec.shape)
+    values = runner(ort_feeds)
+    names = list(values)
     ref_names = list(ref)
     if len(names) != len(ref_names):
         raise ConversionError("import", f"the ONNX model has {len(names)} outputs, the .tflite {len(ref_names)}")
@@ -244,7 +242,7 @@ def _to_shape(arr: np.ndarray, shape: list) -> np.ndarray:
 
 def _stamp(model, src: Path, result: ImportResult) -> None:
     """Record where the ONNX model came from and how it verified (ONNX metadata_props)."""
-    from . import __version__
+    from .version import __version__
     from .fsutil import sha256
 
     info = {"source": src.name, "sha256": sha256(src), "densified_ops": result.densified, "opset": result.opset,

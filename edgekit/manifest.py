@@ -1,4 +1,4 @@
-"""The artifact manifest, `edgekit.json`: dataclasses <-> human-readable JSON (DESIGN §4).
+"""The artifact manifest, `edgekit.json`: dataclasses <-> human-readable JSON (docs/architecture.md, "Artifacts").
 
 The manifest is the truth about an artifact: what it came from, how it was made, how its tensors map to
 the ONNX model's, what precision it really runs at, how its inputs are preprocessed and how it verified."""
@@ -31,7 +31,7 @@ class TensorSpec:
 
 @dataclass
 class Precision:
-    """What was asked and what the backend really uses (never silent, DESIGN §6)."""
+    """What was asked and what the backend really uses (never silent)."""
 
     requested: str = "fp32"
     weights: str = "fp32"  # storage type of the weights in the written files
@@ -87,6 +87,7 @@ class Manifest:
     preprocessing: Preprocessing | None = None
     labels: list[str] | None = None
     verification: Verification | None = None
+    checksums: dict = field(default_factory=dict)  # role -> sha256 of the file, checked on every load
     created: str = ""
     schema: int = SCHEMA_VERSION
 
@@ -119,7 +120,45 @@ class Manifest:
             raise EdgekitError(f"{path}: malformed manifest ({e})") from None
 
     def file(self, folder: Path, role: str) -> Path:
-        return Path(folder) / self.files[role]
+        """The file for `role`, which must lie inside the artifact folder (a manifest is untrusted input)."""
+        return contained(Path(folder), self.files[role])
+
+    def check_files(self, folder: Path) -> None:
+        """Refuse an artifact whose files escape its folder, are missing, or differ from the recorded sha256:
+        a runtime handed corrupted weights can crash the process, so nothing unverified reaches one."""
+        from .fsutil import sha256
+
+        if not isinstance(self.files, dict) or not self.files:
+            raise EdgekitError(f"{folder}: the manifest names no files")
+        for role in self.files:
+            path = self.file(folder, role)
+            if not path.is_file():
+                raise EdgekitError(f"{folder}: the {self.format} artifact's {role} file {self.files[role]} is missing")
+            want = self.checksums.get(role)
+            if want is None:
+                raise EdgekitError(f"{folder}: the manifest records no sha256 for {self.files[role]}; "
+                                   "re-export the artifact")
+            if sha256(path) != want:
+                raise EdgekitError(f"{folder}: {self.files[role]} does not match the sha256 in {MANIFEST_NAME} "
+                                   f"(the {self.format} artifact is corrupted or was changed); re-export it")
+
+
+def contained(folder: Path, name) -> Path:
+    """folder/name, refusing a name that is absolute, not a string, or leads outside the folder."""
+    if not isinstance(name, str) or not name or Path(name).is_absolute():
+        raise EdgekitError(f"{folder}: the manifest names a file {name!r} outside the artifact folder")
+    base = Path(folder).resolve()
+    path = (base / name).resolve()
+    if base not in path.parents:
+        raise EdgekitError(f"{folder}: the manifest names a file {name!r} outside the artifact folder")
+    return path
+
+
+def file_checksums(folder: Path, files: dict) -> dict:
+    """role -> sha256 of each file of an artifact, for the manifest."""
+    from .fsutil import sha256
+
+    return {role: sha256(contained(Path(folder), name)) for role, name in files.items()}
 
 
 def _build(tp, value):

@@ -54,9 +54,9 @@ def resolve(target: str) -> Plan:
         p = profs[target]
         return Plan(list(p.formats), p.precision, p.threads, p)
     formats = [t.strip() for t in target.split(",") if t.strip()]
-    unknown = [f for f in formats if f not in backends.REGISTRY]
+    unknown = [f for f in formats if f not in backends.formats()]
     if not formats or unknown:
         raise EdgekitError(f"unknown target '{', '.join(unknown) or target}'; use a format "
-                           f"({', '.join(backends.REGISTRY)}), a comma list, 'all', or a device profile "
+                           f"({', '.join(backends.formats())}), a comma list, 'all', or a device profile "
                            f"({', '.join(profs)})")
     return Plan(list(dict.fromkeys(formats)))

@@ -1,9 +1,10 @@
-"""The backend contract (DESIGN §3) and the Runner every backend returns.
+"""The backend contract (docs/architecture.md, "Backends") and the Runner every backend returns.
 
 A Runner speaks ONNX semantics: inputs and outputs are dicts keyed by the ONNX model's tensor names, in
 the ONNX model's shapes, layouts and dtypes. Each backend hides its own conventions behind `_run`."""
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import math
 from dataclasses import dataclass, field
@@ -43,8 +44,15 @@ class Backend:
     # device needs to load an artifact, and the converter, needed only to export.
     requires: tuple[str, ...] = ()
     converter_requires: tuple[str, ...] = ()
+    # Python modules a runner imports: imported (and timed) once by `bench` before any load, so that load time
+    # is the artifact's own cost, not the one-time cost of importing a runtime into the process.
+    runtime_modules: tuple[str, ...] = ()
+    devices: tuple[str, ...] = ("cpu",)  # what `load(..., device=)` accepts
     dynamic = True  # can keep dynamic input axes (export --dynamic); if not, `dynamic_why` says why
     dynamic_why = ""
+    # The normalisation passes (names in edgekit.onnx.passes.REGISTRY) this backend's converter needs; export
+    # runs them in registry order and records the ones that changed the model.
+    passes: tuple[str, ...] = ("simplify",)
 
     def install_hint(self) -> str:
         return f"pip install 'edgekit[{self.extra}]'"
@@ -63,11 +71,22 @@ class Backend:
     def versions(self) -> dict:
         return {}
 
+    def import_runtime(self) -> None:
+        """Import the runtime's Python modules (what a first load would otherwise pay for)."""
+        for module in self.runtime_modules:
+            importlib.import_module(module)
+
+    def environment(self) -> dict:
+        """Facts about this runtime in this process that a benchmark report should state (none by default)."""
+        return {}
+
     def convert(self, onnx_path: Path, outdir: Path, inputs: list[TensorSpec], outputs: list[TensorSpec],
                 options: ConvertOptions) -> Converted:
         raise NotImplementedError
 
-    def load(self, folder: Path, manifest: Manifest, threads: int | None = None) -> "Runner":
+    def load(self, folder: Path, manifest: Manifest, threads: int | None = None, device: str = "cpu") -> "Runner":
+        """Load an artifact folder; `edgekit.runner.load` is the door that checks the path, the device and the
+        files first, so a backend's own `load` only builds its runner."""
         raise NotImplementedError
 
 
@@ -103,6 +122,10 @@ class Runner:
     def effective_precision(self) -> str:
         """The arithmetic the runtime reports it uses (backends that can ask their runtime override this)."""
         return self.manifest.precision.compute
+
+    def settings(self) -> dict:
+        """The runtime knobs this runner really runs with (reports show them beside the precision)."""
+        return dict(self.manifest.precision.settings)
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.run(feeds)

@@ -81,6 +81,7 @@ class MnnBackend(Backend):
     name = "mnn"
     runtime = "MNN"
     extra = "mnn"
+    runtime_modules = ("MNN",)
     requires = ("MNN",)
     converter_requires = ("_tools",)
 
@@ -108,7 +109,7 @@ class MnnBackend(Backend):
         return Converted(files={"model": "model.mnn"}, inputs=ins, outputs=outs,
                          precision=Precision(options.precision, weights, compute, settings), tools=self.versions())
 
-    def load(self, folder, manifest, threads=None):
+    def load(self, folder, manifest, threads=None, device="cpu"):
         self.require()
         return MnnRunner(manifest, folder, threads)
 

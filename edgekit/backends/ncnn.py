@@ -2,7 +2,7 @@
 
 ncnn conventions hidden here: blobs are named in0/out0..., the batch axis is dropped (pnnx records which
 axis was batch only in the generated `*_ncnn.py`), pnnx writes fp16 weights and ncnn computes in fp16
-storage by default — both are switched off for fp32 (DESIGN §6)."""
+storage by default — both are switched off for fp32 (docs/architecture.md, "Precision")."""
 from __future__ import annotations
 
 import importlib.util
@@ -76,6 +76,11 @@ class NcnnRunner(Runner):
                 out[spec.name] = restore_output(np.array(mat), spec, "ncnn")
         return out
 
+    def settings(self) -> dict:
+        opt = self.net.opt
+        return {**super().settings(), "num_threads": opt.num_threads, "openmp_blocktime": opt.openmp_blocktime,
+                "openmp_runtime": openmp_runtime()}
+
     @property
     def effective_precision(self) -> str:
         compute = self.manifest.precision.compute
@@ -90,6 +95,11 @@ class NcnnBackend(Backend):
     runtime = "ncnn + pnnx"
     extra = "ncnn"
     requires = ("ncnn",)
+    runtime_modules = ("ncnn",)
+    devices = ("cpu", "vulkan")
+    # pnnx leaves tf2onnx's Pad untranslated, mistranslates DCR DepthToSpace, and its fp16 weights flush tiny
+    # folded-BatchNorm weights to zero (each pass module says more)
+    passes = ("simplify", "pad-mode", "depth-to-space-crd", "fp16-weight-range")
 
     def install_hint(self):
         return "pip install 'edgekit[ncnn]' && pip install --no-deps pnnx==20261020"
@@ -141,6 +151,25 @@ class NcnnBackend(Backend):
     def load(self, folder, manifest, threads=None, device="cpu"):
         self.require()
         return NcnnRunner(manifest, folder, threads, device)
+
+    def environment(self):
+        omp = openmp_runtime()
+        return {"ncnn_openmp": omp} if omp else {}
+
+
+def openmp_runtime() -> str | None:
+    """Which OpenMP runtime the ncnn module runs on (it decides whether openmp_blocktime means anything)."""
+    try:
+        import ncnn  # noqa: F401
+        with open("/proc/self/maps") as f:
+            maps = f.read()
+    except (ImportError, OSError):
+        return None
+    if "libgomp" in maps:
+        return "GNU libgomp (openmp_blocktime has no effect; spin set by GOMP_SPINCOUNT/OMP_WAIT_POLICY)"
+    if "libomp" in maps or "libiomp" in maps:
+        return "LLVM/Intel libomp (openmp_blocktime applies)"
+    return "unknown"
 
 
 def unsupported_layers(param: Path) -> dict[str, list[str]]:

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 from ..manifest import Precision
 from .base import Backend, Converted, Runner, dist_version
 
 
 class OrtRunner(Runner):
-    def __init__(self, manifest, folder, threads, model_path: Path | None = None, model_bytes: bytes | None = None):
+    def __init__(self, manifest, folder, threads, model_bytes: bytes):
         super().__init__(manifest, folder, threads)
         import onnxruntime as ort
 
@@ -18,8 +17,7 @@ class OrtRunner(Runner):
             so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
         so.log_severity_level = 3
-        src = model_bytes if model_bytes is not None else str(model_path)
-        self.session = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
         self._names = [o.name for o in self.session.get_outputs()]
 
     def _run(self, feeds):
@@ -31,6 +29,7 @@ class OnnxRuntimeBackend(Backend):
     runtime = "ONNX Runtime"
     extra = "onnx"  # part of the core install
     requires = ("onnxruntime",)
+    runtime_modules = ("onnxruntime",)
 
     def install_hint(self) -> str:
         return "pip install edgekit"
@@ -44,9 +43,13 @@ class OnnxRuntimeBackend(Backend):
                          precision=Precision("fp32", "fp32", "fp32", {"providers": ["CPUExecutionProvider"]}),
                          tools=self.versions())
 
-    def load(self, folder, manifest, threads=None):
+    def load(self, folder, manifest, threads=None, device="cpu"):
+        from ..onnx.load import load_model
+
         self.require()
-        return OrtRunner(manifest, folder, threads, model_path=manifest.file(folder, "model"))
+        # through load_model, not by path: its guard keeps external data inside the artifact's folder
+        model = load_model(manifest.file(folder, "model"), check=False)
+        return OrtRunner(manifest, folder, threads, model_bytes=model.SerializeToString())
 
 
 BACKEND = OnnxRuntimeBackend()

@@ -67,6 +67,9 @@ class OpenVinoBackend(Backend):
     extra = "openvino"
     requires = ("openvino",)
 
+    def import_runtime(self):
+        openvino_module()  # with telemetry off, whoever imports it first
+
     def versions(self):
         return {"openvino": dist_version("openvino")}
 
@@ -85,7 +88,7 @@ class OpenVinoBackend(Backend):
                          precision=Precision(options.precision, "fp16" if fp16 else "fp32", compute, settings),
                          tools=self.versions())
 
-    def load(self, folder, manifest, threads=None):
+    def load(self, folder, manifest, threads=None, device="cpu"):
         self.require()
         return OpenVinoRunner(manifest, folder, threads)
 

@@ -63,6 +63,9 @@ class TfliteBackend(Backend):
     extra = "tflite"
     requires = ("ai_edge_litert",)
     converter_requires = ("onnx2tf", "tensorflow")
+    runtime_modules = ("ai_edge_litert.interpreter",)
+    # onnx2tf rejects onnxslim's `@` node names; reshape-static folds shape-computed Reshapes it mistranslates
+    passes = ("simplify", "sanitize-names", "reshape-static")
     dynamic = False
     dynamic_why = "onnx2tf needs static input shapes to lay out NHWC and fold shape computations"
 
@@ -89,7 +92,7 @@ class TfliteBackend(Backend):
                          precision=Precision(options.precision, "fp16" if which == "float16" else "fp32",
                                              "fp32", settings), tools=self.versions())
 
-    def load(self, folder, manifest, threads=None):
+    def load(self, folder, manifest, threads=None, device="cpu"):
         self.require()
         return TfliteRunner(manifest, folder, threads)
 

@@ -20,7 +20,7 @@ def main(args) -> int:
     for col in ("format", "runtime", "can run", "can export", "versions", "install with"):
         t.add_column(col)
     yes_no = {True: "[green]yes[/]", False: "[red]no[/]"}
-    for fmt in backends.REGISTRY:
+    for fmt in backends.formats():
         b = backends.get(fmt)
         run, export = b.available(), b.available(convert=True)
         versions = ", ".join(f"{k} {v}" for k, v in b.versions().items() if v) if run else "-"

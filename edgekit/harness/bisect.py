@@ -7,7 +7,6 @@ ONNX Runtime's value of the same tensor. Candidates are the failing output's anc
 a binary search needs about log2(candidates) conversions. A prefix that fails to convert counts as diverged."""
 from __future__ import annotations
 
-import math
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,12 +16,15 @@ from onnx import helper
 
 from .. import backends
 from ..backends.base import ConvertOptions
-from ..manifest import Manifest, TensorSpec
+from ..manifest import Manifest, TensorSpec, file_checksums
 from ..onnx import passes as passes_mod
 from ..onnx.inspect import graph_inputs
 from ..onnx.load import load_model
 from ..onnx.shapes import fix_input_shapes
-from .compare import metrics, passes as within
+from ..runner import open_artifact, reference
+from .compare import metrics
+from .compare import passes as within
+from .reference import source_model
 
 
 @dataclass
@@ -103,8 +105,6 @@ def node_info(node: onnx.NodeProto) -> dict:
 
 def bisect(artifact: Path, feed: dict, model=None, tol: dict | None = None, output: str | None = None,
            progress=None) -> BisectResult:
-    from .check import source_model
-
     progress = progress or (lambda msg: None)
     manifest = Manifest.load(artifact)
     backend = backends.get(manifest.format)
@@ -117,17 +117,13 @@ def bisect(artifact: Path, feed: dict, model=None, tol: dict | None = None, outp
     in_specs = [TensorSpec(s.name, s.dtype, list(s.shape)) for s in graph_inputs(normalized)]
 
     # ONNX Runtime's value of every candidate tensor, in one run of the graph with them all exposed
-    import onnxruntime as ort
-
     exposed = onnx.ModelProto()
     exposed.CopyFrom(normalized)
     have = {o.name for o in exposed.graph.output}
     for _, _, tensor, shape in cands:
         if tensor not in have:
             exposed.graph.output.append(helper.make_tensor_value_info(tensor, onnx.TensorProto.FLOAT, shape))
-    sess = ort.InferenceSession(exposed.SerializeToString(), providers=["CPUExecutionProvider"])
-    names = [c[2] for c in cands]
-    ref = dict(zip(names, sess.run(names, feed)))
+    ref = reference(exposed)(feed)
 
     extractor = onnx.utils.Extractor(normalized)
     steps: dict[int, Step] = {}
@@ -146,8 +142,9 @@ def bisect(artifact: Path, feed: dict, model=None, tol: dict | None = None, outp
                 conv = backend.convert(path, tmp / "art", [TensorSpec(s.name, s.dtype, list(s.shape)) for s in in_specs],
                                        [TensorSpec(tensor, "float32", list(shape))],
                                        ConvertOptions(precision=precision, workdir=tmp / "work"))
-                m = Manifest(manifest.format, conv.files, {}, conv.inputs, conv.outputs, conv.precision)
-                runner = backend.load(tmp / "art", m)
+                m = Manifest(manifest.format, conv.files, {}, conv.inputs, conv.outputs, conv.precision,
+                             checksums=file_checksums(tmp / "art", conv.files))
+                runner = open_artifact(tmp / "art", m, files_checked=True)
                 got = runner(feed)[tensor]
                 runner.close()
                 mt = metrics(ref[tensor], got)
@@ -171,6 +168,3 @@ def bisect(artifact: Path, feed: dict, model=None, tol: dict | None = None, outp
     return BisectResult(output, len(cands), len(steps), first, cands[lo][1].name if lo >= 0 else None,
                         sorted(steps.values(), key=lambda s: s.index))
 
-
-def expected_conversions(n: int) -> int:
-    return math.ceil(math.log2(max(n, 2))) + 1

@@ -2,19 +2,21 @@
 artifact on the same inputs, and report per output how far apart they are and whether that is acceptable."""
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
 from ..errors import EdgekitError
 from ..fsutil import sha256
-from ..manifest import Manifest, Preprocessing, TensorSpec
-from ..onnx.shapes import format_shape
+from ..manifest import Preprocessing, TensorSpec
+from ..options import spell
+from ..runner import load
+from ..version import __version__
 from . import inputs as inputs_mod
+from .bisect import bisect as run_bisect
 from .compare import DEFAULT_TOLERANCES, OutputReport, compare_outputs, metrics, tolerance_for
+from .reference import GOLDEN_META, check_compatible, load_golden, save_golden, source_model
 
 
 @dataclass
@@ -62,78 +64,36 @@ def parse_tolerance(values: list[str] | None, what: str) -> dict:
     return out
 
 
-# ---- the reference: ONNX Runtime on the source model, or saved goldens ----
-
-GOLDEN_META = "golden.json"
-
-
-def source_model(manifest: Manifest, model: str | Path | None) -> Path:
-    """The original ONNX: given, or found through the manifest (and checked against its sha256)."""
-    if model is not None:
-        path = Path(model)
-        if not path.is_file():
-            raise EdgekitError(f"--model {path}: no such file")
-        return path
-    path = Path(manifest.source.get("path", ""))
-    if not path.is_file():
-        raise EdgekitError(f"the source model {manifest.source.get('file')} is not at {path} any more; "
-                           f"pass it with --model")
-    if manifest.source.get("sha256") and sha256(path) != manifest.source["sha256"]:
-        raise EdgekitError(f"{path} changed since the artifact was exported (sha256 differs); pass the original "
-                           f"with --model")
-    return path
-
-
-def check_compatible(specs: list[TensorSpec], other: list[TensorSpec], what: str) -> None:
-    names = [s.name for s in specs]
-    if names != [s.name for s in other]:
-        raise EdgekitError(f"{what} have inputs {[s.name for s in other]}, the reference takes {names}: "
-                           f"artifact and model do not match")
-    for a, b in zip(specs, other):
-        if a.dtype != b.dtype or len(a.shape) != len(b.shape) or any(
-                isinstance(x, int) and isinstance(y, int) and x != y for x, y in zip(a.shape, b.shape)):
-            raise EdgekitError(f"input '{a.name}': {what} take {b.dtype} {format_shape(b.shape)}, the reference "
-                               f"{a.dtype} {format_shape(a.shape)}: artifact and model do not match")
-
-
-def save_golden(folder: Path, samples: list[dict], outputs: list[dict], meta: dict) -> None:
-    from ..fsutil import atomic_dir
-
-    with atomic_dir(Path(folder), force=False) as tmp:
-        for i, (s, o) in enumerate(zip(samples, outputs)):
-            np.savez(tmp / f"sample_{i:03d}.npz", **{f"in:{k}": v for k, v in s.items()},
-                     **{f"out:{k}": v for k, v in o.items()})
-        (tmp / GOLDEN_META).write_text(json.dumps({**meta, "samples": len(samples)}, indent=2) + "\n")
-
-
-def load_golden(folder: Path) -> tuple[list[dict], list[dict], dict]:
-    folder = Path(folder)
-    meta_path = folder / GOLDEN_META
-    if not meta_path.is_file():
-        raise EdgekitError(f"{folder}: no saved goldens ({GOLDEN_META} missing)")
-    meta = json.loads(meta_path.read_text())
-    samples, outputs = [], []
-    for f in sorted(folder.glob("sample_*.npz")):
-        with np.load(f) as z:
-            samples.append({k[3:]: z[k] for k in z.files if k.startswith("in:")})
-            outputs.append({k[4:]: z[k] for k in z.files if k.startswith("out:")})
-    if not samples:
-        raise EdgekitError(f"{folder}: no golden samples")
-    return samples, outputs, meta
-
-
 def check(artifacts: list[str | Path], model: str | Path | None = None, data: list | None = None,
           samples: int = 2, preprocessing: Preprocessing | None = None, atol=None, rtol=None, cos=None,
           golden: str | Path | None = None, threads: int | None = None, bisect: bool = False,
           progress=None) -> CheckReport:
-    """Compare each artifact with the reference on the same inputs. See `edgekit check --help`."""
-    from .. import load
+    """Compare each artifact with the reference (ONNX Runtime fp32 on the original model, or saved goldens) on
+    the same inputs.
 
+    Args:
+        artifacts: artifact folders and/or .onnx files.
+        model: the original ONNX model (default: the one the first artifact's manifest names, checked by sha256).
+        data: inputs: image files or folders (through the preprocessing) or .npy/.npz; default generated.
+        samples: how many input samples.
+        preprocessing: how images become inputs (default: the first artifact's manifest).
+        atol, rtol, cos: tolerances instead of the precision's defaults: a number, or {output name: number}.
+        golden: a folder of saved goldens to compare with (or, if empty, to save the reference into).
+        threads: runtime threads.
+        bisect: for each failing artifact, find the first ONNX node whose output diverges.
+        progress: called with a line of text as the check runs.
+
+    Returns:
+        a CheckReport (`.passed`, per artifact and output: errors, cosine, SNR, top-k agreement, verdict).
+
+    Raises:
+        EdgekitError: bad input (paths, sample counts, artifacts that do not match the reference model).
+    """
     progress = progress or (lambda msg: None)
     if not artifacts:
         raise EdgekitError("give at least one artifact")
     if samples <= 0:
-        raise EdgekitError("--samples must be at least 1")
+        raise EdgekitError(f"{spell('samples')} must be at least 1")
     runners = [load(a, threads=threads) for a in artifacts]  # fails early on a missing backend
     first = runners[0].manifest
     pre = preprocessing or first.preprocessing
@@ -172,8 +132,6 @@ def check(artifacts: list[str | Path], model: str | Path | None = None, data: li
                              m.tools, outputs, all(o.passed for o in outputs))
         runner.close()
         if bisect and not art.passed:
-            from .bisect import bisect as run_bisect
-
             progress(f"bisecting {path}")
             failing = next(o for o in outputs if not o.passed)
             worst = int(np.argmin([metrics(r[failing.name], o[failing.name]).cosine for r, o in zip(refs, outs)]))

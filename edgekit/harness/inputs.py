@@ -3,6 +3,7 @@ data with sensible ranges. Random N(0,1) noise through an image model gives fals
 saturated softmaxes), so generated image inputs are synthetic pictures put through the preprocessing."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +148,17 @@ def make_samples(specs: list[TensorSpec], data: list | None, pre: Preprocessing 
         f, what = generated_inputs(specs, pre, seed)
         feeds.append(f)
     return feeds, f"{samples} generated sample(s): {what}"
+
+
+def timing_inputs(runner, data, preprocessing: Preprocessing | None) -> tuple[list[dict], str]:
+    """The inputs `bench` times a runner on: all the given files (through the preprocessing), else one
+    generated sample; and what they are."""
+    from ..options import spell
+
+    for spec in runner.inputs:
+        if any(not isinstance(d, int) for d in spec.shape[1:]):
+            example = spec.name + ":" + "x".join(str(d) if isinstance(d, int) else "N" for d in spec.shape)
+            raise EdgekitError(f"input '{spec.name}' has dynamic shape {format_shape(spec.shape)}; give a static "
+                               f"one with {spell('input_shapes', example)}")
+    return make_samples(runner.inputs, data, preprocessing or runner.manifest.preprocessing,
+                        sys.maxsize if data else 1)

@@ -39,17 +39,6 @@ def to_json(report) -> str:
     return json.dumps(data, indent=1, allow_nan=False) + "\n"
 
 
-def load_json(path):
-    """A BenchReport back from its JSON (to re-render Markdown/HTML from a saved run)."""
-    from .bench import BenchReport, BenchResult
-
-    data = json.loads(Path(path).read_text())
-    data.pop("schema", None)
-    data["results"] = [BenchResult(**r) for r in data["results"]]
-    data["schedules"] = {k: [tuple(x) for x in v] for k, v in data.get("schedules", {}).items()}
-    return BenchReport(**data)
-
-
 def write_json(report, path) -> Path:
     path = Path(path)
     atomic_write_text(path, to_json(report))

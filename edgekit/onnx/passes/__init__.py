@@ -1,8 +1,8 @@
 """Normalisation passes: small named rewrites of the ONNX graph we hand a converter.
 
 Each pass is a function `model -> (model, changed)` in a module of its own whose docstring says which
-converter problem it solves. Backends list the passes they need in `PASSES_FOR`; `export` applies the
-union in registry order and records the applied ones in the manifest."""
+converter problem it solves. Which passes a converter needs is a fact about its backend (`Backend.passes`);
+`export` applies a backend's passes in registry order and records the ones that changed the model."""
 from __future__ import annotations
 
 import importlib
@@ -20,23 +20,18 @@ REGISTRY = {
     "reshape-static": "reshape_static",
 }
 
-# Passes every export gets, and the extra ones a backend needs.
-COMMON = ["simplify"]
-PASSES_FOR = {
-    "tflite": ["sanitize-names", "reshape-static"],
-    "ncnn": ["pad-mode", "depth-to-space-crd", "fp16-weight-range"],
-}
+def ordered(names) -> list[str]:
+    """`names` in the order the passes run (registry order); unknown names are refused."""
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:
+        from ...errors import EdgekitError
+
+        raise EdgekitError(f"unknown pass(es) {', '.join(unknown)}; known: {', '.join(REGISTRY)}")
+    return [p for p in REGISTRY if p in set(names)]
 
 
 def get(name: str) -> Callable[[onnx.ModelProto], tuple[onnx.ModelProto, bool]]:
     return importlib.import_module(f"{__name__}.{REGISTRY[name]}").run
-
-
-def plan(formats: list[str]) -> list[str]:
-    wanted = set(COMMON)
-    for f in formats:
-        wanted.update(PASSES_FOR.get(f, []))
-    return [p for p in REGISTRY if p in wanted]
 
 
 def apply(model: onnx.ModelProto, names: list[str]) -> tuple[onnx.ModelProto, list[str]]:
