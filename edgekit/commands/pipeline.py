@@ -1,4 +1,4 @@
-"""`edgekit pipeline GRAPH.yaml`: run a camera pipeline (DESIGN §8) with per-node statistics.
+"""`edgekit pipeline GRAPH.yaml`: run a camera pipeline with per-node statistics.
 
     edgekit pipeline apps/face/graph.yaml --source samples/face.avi --sink out/face.avi --backend mnn --stats
     edgekit pipeline apps/ocr/graph.yaml --source 0 --sink http://0.0.0.0:8080      # watch from a browser

@@ -20,7 +20,7 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
-    from .. import load
+    from ..runner import load
     from ..errors import EdgekitError
     from ..harness.inputs import preprocess, read_image
     from .common import console

@@ -1,4 +1,4 @@
-"""Latency measurement (DESIGN §7): statistics, the interleaved timing loop, and process memory.
+"""Latency measurement: statistics, the interleaved timing loop, and process memory.
 
 The timing loop takes plain callables, so the same code times an edgekit Runner, a backend driven through
 its own Python API (benchmarks/runner_overhead.py) or anything else, and tests can drive it with a fake clock.

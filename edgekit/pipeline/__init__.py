@@ -1,4 +1,4 @@
-"""MediaPipe-style camera pipelines in Python (DESIGN §8): packets with timestamps, nodes in threads, bounded
+"""MediaPipe-style camera pipelines in Python: packets with timestamps, nodes in threads, bounded
 queues with a policy per edge, a flow limiter, per-node statistics, Chrome traces, graphs in YAML.
 
     from edgekit.pipeline import build, Overrides

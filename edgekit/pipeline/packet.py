@@ -31,6 +31,3 @@ class Packet:
     @property
     def empty(self) -> bool:
         return self.payload is EMPTY
-
-    def with_payload(self, payload) -> "Packet":
-        return Packet(self.seq, self.ts, payload)

@@ -52,7 +52,7 @@ class Inference(Node):
         self.pre: Preprocessing | None = None
 
     def open(self) -> None:
-        import edgekit
+        from ...runner import load
 
         if self.runner is not None:  # a preprocess node may have opened it first
             return
@@ -62,7 +62,7 @@ class Inference(Node):
         path = self.artifact or models.artifact_for(self.model, backend, self.input_shapes, self.preprocessing,
                                                    base=self.base, cache=cache, log=log)
         self.path = Path(path)
-        self.runner = edgekit.load(path, threads=self.threads)
+        self.runner = load(path, threads=self.threads)
         self.format = self.runner.format
         # The static input size: the runner's where static, else the graph's input_shape (ONNX Runtime on a
         # dynamic model).
