@@ -42,7 +42,7 @@ def preprocessing_from_args(args) -> Preprocessing | None:
     p.color = args.color or p.color
     p.resize = args.resize or p.resize
     p.layout = args.layout or p.layout
-    return p
+    return p.validate()  # fields set one by one: __post_init__ saw only the defaults
 
 
 def console(stderr: bool = False, width: int = 160):
