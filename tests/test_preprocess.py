@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -23,6 +24,7 @@ from edgekit.pipeline.nodes.inference import preprocessing_from
 from edgekit.pipeline.nodes.transforms import Preprocess
 from edgekit.preprocess import prepare, read_image, synthetic_image
 
+ROOT = Path(__file__).resolve().parents[1]
 H, W = 24, 40  # wider than the 45x70 picture is tall: letterbox pads the sides, text lines pad the right
 MODES = ("stretch", "letterbox", "keep-ratio-pad-right")
 
@@ -153,3 +155,29 @@ def test_an_unknown_resize_mode_is_refused_on_every_path(tmp_path, image):
     manifest.write_text(json.dumps(data))
     with pytest.raises(EdgekitError, match=f"{MANIFEST_NAME}: malformed manifest .*{match}"):
         _run(folder, image, tmp_path / "out")
+
+
+def _edgekit_imports(path):
+    """The edgekit modules a source file imports, as dotted names relative to the package (`..x` -> `x`)."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    package = path.relative_to(ROOT).with_suffix("").parts[:-1]
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package[:len(package) - node.level + 1]
+            names |= {".".join((*base, node.module or a.name)) for a in node.names}
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            mods = [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+            names |= {m for m in mods if m and m.startswith("edgekit")}
+    return {n.removeprefix("edgekit").lstrip(".") for n in names}
+
+
+def test_preprocessing_sits_at_the_core_layer():
+    """edgekit.preprocess imports only core modules; backends and pipelines take it from there, not from
+    harness (which sits above them)."""
+    assert _edgekit_imports(ROOT / "edgekit" / "preprocess.py") <= {"errors", "manifest", "onnx.shapes"}
+    for layer in ("backends", "pipeline"):
+        for f in (ROOT / "edgekit" / layer).rglob("*.py"):
+            assert not any(n.startswith("harness") for n in _edgekit_imports(f)), f
