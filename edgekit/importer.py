@@ -181,11 +181,12 @@ def _tflite_specs(src: Path) -> list[TensorSpec]:
 def _inputs(src: Path, data, preprocessing, samples) -> tuple[list[dict], str]:
     """Inputs keyed by the .tflite's input names, in its (NHWC) layout."""
     from .harness import inputs as inputs_mod
+    from .preprocess import DEFAULT_PREPROCESSING
 
     specs = _tflite_specs(src)
     pre = preprocessing
     if pre is not None or any(inputs_mod.is_image_input(s) for s in specs):
-        pre = Preprocessing(**{**(pre or inputs_mod.DEFAULT_PREPROCESSING).__dict__, "layout": "NHWC"})
+        pre = Preprocessing(**{**(pre or DEFAULT_PREPROCESSING).__dict__, "layout": "NHWC"})
     return inputs_mod.make_samples(specs, data, pre, max(samples, 1))
 
 

@@ -15,6 +15,10 @@ from .fsutil import atomic_write_text
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "edgekit.json"
+# The preprocessing choices edgekit.preprocess implements (and the CLI offers).
+COLORS = ("rgb", "bgr")
+RESIZE_MODES = ("stretch", "letterbox", "keep-ratio-pad-right")
+LAYOUTS = ("NCHW", "NHWC")
 
 
 @dataclass
@@ -49,6 +53,17 @@ class Preprocessing:
     scale: float = 1.0 / 255.0  # applied to 0..255 pixels before mean/std
     resize: str = "stretch"  # "stretch", "letterbox" or "keep-ratio-pad-right" (text lines)
     layout: str = "NCHW"  # layout of the ONNX input
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> "Preprocessing":
+        """Refuse what edgekit.preprocess does not implement: a typo must not quietly become another resize."""
+        for key, known in (("color", COLORS), ("resize", RESIZE_MODES), ("layout", LAYOUTS)):
+            if getattr(self, key) not in known:
+                raise EdgekitError(f"unknown {key} '{getattr(self, key)}' in the preprocessing; use one of "
+                                   f"{', '.join(known)}")
+        return self
 
 
 @dataclass
@@ -116,7 +131,7 @@ class Manifest:
             raise EdgekitError(f"{path}: manifest schema {data['schema']} is newer than this edgekit understands")
         try:
             return cls.from_dict(data)
-        except (TypeError, KeyError) as e:
+        except (TypeError, KeyError, EdgekitError) as e:  # EdgekitError: a value Preprocessing refuses
             raise EdgekitError(f"{path}: malformed manifest ({e})") from None
 
     def file(self, folder: Path, role: str) -> Path:

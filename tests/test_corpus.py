@@ -49,7 +49,7 @@ def test_blazeface_finds_the_astronauts_face_on_every_format(mediapipe_exports):
     import numpy as np
 
     import edgekit
-    from edgekit.harness.inputs import preprocess, read_image
+    from edgekit.preprocess import prepare, read_image
 
     fx = MEDIAPIPE_MODELS["blazeface-short"]
     results = mediapipe_exports("blazeface-short")
@@ -58,7 +58,7 @@ def test_blazeface_finds_the_astronauts_face_on_every_format(mediapipe_exports):
     best = set()
     for r in results.values():
         runner = edgekit.load(r.path)
-        x = preprocess(img, runner.inputs[0], fx.preprocessing)
+        x, _ = prepare(img, runner.inputs[0], fx.preprocessing)
         scores = runner({runner.inputs[0].name: x})["classificators"].ravel()
         assert scores.max() > 0, r.format  # logit > 0: sigmoid > 0.5, a face
         best.add(int(np.argmax(scores)))

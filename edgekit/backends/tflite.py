@@ -109,7 +109,7 @@ def calibration_images(calibration: dict | None) -> np.ndarray:
             imgs = (imgs - lo) / max(hi - lo, 1e-6)
             imgs = np.stack([cv2.resize(i, (128, 128)) for i in imgs])
             return np.resize(imgs, (20, 128, 128, 3)).astype(np.float32)
-    from ..harness.inputs import synthetic_image
+    from ..preprocess import synthetic_image
 
     return np.stack([synthetic_image(128, 128, seed=i) for i in range(20)]).astype(np.float32) / 255.0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 import sys
 
-from ..manifest import Preprocessing
+from ..manifest import LAYOUTS, RESIZE_MODES, Preprocessing
 
 
 def add_preprocessing_args(p) -> None:
@@ -15,8 +15,8 @@ def add_preprocessing_args(p) -> None:
     order = g.add_mutually_exclusive_group()
     order.add_argument("--rgb", dest="color", action="store_const", const="rgb", help="the model takes RGB")
     order.add_argument("--bgr", dest="color", action="store_const", const="bgr", help="the model takes BGR")
-    g.add_argument("--resize", choices=["stretch", "letterbox", "keep-ratio-pad-right"], default=None)
-    g.add_argument("--layout", choices=["NCHW", "NHWC"], default=None, help="the ONNX input's layout")
+    g.add_argument("--resize", choices=RESIZE_MODES, default=None)
+    g.add_argument("--layout", choices=LAYOUTS, default=None, help="the ONNX input's layout")
 
 
 def _floats(text: str | None, n: int = 3) -> list[float] | None:
@@ -42,7 +42,7 @@ def preprocessing_from_args(args) -> Preprocessing | None:
     p.color = args.color or p.color
     p.resize = args.resize or p.resize
     p.layout = args.layout or p.layout
-    return p
+    return p.validate()  # fields set one by one: __post_init__ saw only the defaults
 
 
 def call_with(func, args, **given):

@@ -22,7 +22,7 @@ def register(sub) -> None:
 def main(args) -> int:
     from ..runner import load
     from ..errors import EdgekitError
-    from ..harness.inputs import preprocess, read_image
+    from ..preprocess import prepare, read_image
     from .common import console
 
     runner = load(args.artifact, threads=args.threads, device=args.device)
@@ -46,7 +46,7 @@ def main(args) -> int:
         if pre is None:
             console(stderr=True).print("note: the manifest has no preprocessing; using x/255 scaled to [-1, 1] RGB "
                                        "(export with --mean/--std/--rgb/--bgr to record the model's own)")
-        feeds[runner.inputs[0].name] = preprocess(read_image(Path(args.image)), runner.inputs[0], pre)
+        feeds[runner.inputs[0].name], _ = prepare(read_image(Path(args.image)), runner.inputs[0], pre)
     if not feeds:
         raise EdgekitError("give inputs with --input NAME=FILE.npy or an image path")
     outputs = runner(feeds)

@@ -10,31 +10,7 @@ import numpy as np
 
 from ..errors import EdgekitError
 from ..manifest import Preprocessing, TensorSpec
-from ..onnx.shapes import format_shape
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-# When nothing says how an image model normalises, assume the common [-1, 1] scaling.
-DEFAULT_PREPROCESSING = Preprocessing(color="rgb", mean=[0.5] * 3, std=[0.5] * 3)
-
-
-def synthetic_image(h: int, w: int, seed: int = 0) -> np.ndarray:
-    """A smooth picture (gradient, shapes, strokes; RGB uint8) with the statistics of a photo, not noise."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    base = np.stack([(xx / max(w, 1)) * rng.uniform(60, 200), (yy / max(h, 1)) * rng.uniform(60, 200),
-                     np.full_like(xx, rng.uniform(40, 200))], -1)
-    img = base.astype(np.uint8).copy()
-    for _ in range(12):
-        color = tuple(int(c) for c in rng.integers(0, 256, 3))
-        center = (int(rng.integers(0, w)), int(rng.integers(0, h)))
-        if rng.random() < 0.5:
-            cv2.circle(img, center, int(rng.integers(2, max(3, min(h, w) // 3))), color, -1)
-        else:
-            cv2.line(img, center, (int(rng.integers(0, w)), int(rng.integers(0, h))), color,
-                     int(rng.integers(1, max(2, min(h, w) // 12))))
-    return cv2.GaussianBlur(img, (3, 3), 0)
+from ..preprocess import DEFAULT_PREPROCESSING, IMAGE_SUFFIXES, prepare, read_image, synthetic_image
 
 
 def is_image_input(spec: TensorSpec) -> bool:
@@ -43,35 +19,8 @@ def is_image_input(spec: TensorSpec) -> bool:
 
 
 def preprocess(img_rgb: np.ndarray, spec: TensorSpec, pre: Preprocessing | None) -> np.ndarray:
-    """An RGB uint8 image -> one input tensor (1, C, H, W) or (1, H, W, C) as the model takes it."""
-    import cv2
-
-    pre = pre or DEFAULT_PREPROCESSING
-    nhwc = pre.layout == "NHWC"
-    h, w = (spec.shape[1], spec.shape[2]) if nhwc else (spec.shape[2], spec.shape[3])
-    if not (isinstance(h, int) and isinstance(w, int)):
-        raise EdgekitError(f"input '{spec.name}' has dynamic size {format_shape(spec.shape)}; give a static shape")
-    img = img_rgb if pre.color == "rgb" else img_rgb[..., ::-1]
-
-    def normalize(pixels):
-        return (pixels.astype(np.float32) * pre.scale - np.float32(pre.mean)) / np.float32(pre.std)
-
-    if pre.resize == "stretch":
-        x = normalize(cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR))
-    elif pre.resize == "keep-ratio-pad-right":
-        # PaddleOCR's text-line input: fill the height, keep the ratio (squeeze lines longer than the input),
-        # and pad on the right with 0 after normalising.
-        nw = min(w, int(np.ceil(h * img.shape[1] / max(img.shape[0], 1))))
-        x = np.zeros((h, w, 3), np.float32)
-        x[:, :nw] = normalize(cv2.resize(img, (nw, h), interpolation=cv2.INTER_LINEAR))
-    else:  # letterbox: keep the ratio, centre, pad with black
-        scale = min(w / img.shape[1], h / img.shape[0])
-        nw, nh = max(1, round(img.shape[1] * scale)), max(1, round(img.shape[0] * scale))
-        canvas = np.zeros((h, w, 3), np.uint8)
-        x0, y0 = (w - nw) // 2, (h - nh) // 2
-        canvas[y0:y0 + nh, x0:x0 + nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
-        x = normalize(canvas)
-    return (x[None] if nhwc else x.transpose(2, 0, 1)[None]).astype(np.float32)
+    """The former RGB entry point (tests call it); everything else uses edgekit.preprocess.prepare."""
+    return prepare(img_rgb, spec, pre, color="rgb")[0]
 
 
 def generated_inputs(specs: list[TensorSpec], pre: Preprocessing | None, seed: int = 0) -> tuple[dict, str]:
@@ -84,7 +33,7 @@ def generated_inputs(specs: list[TensorSpec], pre: Preprocessing | None, seed: i
             nhwc = (pre.layout == "NHWC") if pre else (shape[-1] in (1, 3) and shape[1] not in (1, 3))
             h, w = (shape[1], shape[2]) if nhwc else (shape[2], shape[3])
             p = pre or Preprocessing(**{**DEFAULT_PREPROCESSING.__dict__, "layout": "NHWC" if nhwc else "NCHW"})
-            x = preprocess(synthetic_image(h, w, seed), TensorSpec(spec.name, spec.dtype, shape), p)
+            x, _ = prepare(synthetic_image(h, w, seed), TensorSpec(spec.name, spec.dtype, shape), p, color="rgb")
             feeds[spec.name] = x[:, :shape[1]] if not nhwc else x[..., :shape[-1]]
             what.append(f"{spec.name}: synthetic image through {'the manifest' if pre else 'default'} preprocessing")
         elif spec.dtype.startswith("float"):
@@ -123,17 +72,8 @@ def load_samples(paths: list[Path], specs: list[TensorSpec], pre: Preprocessing 
         else:
             if len(specs) != 1 or not is_image_input(specs[0]):
                 raise EdgekitError(f"{f}: images feed a model with one image input")
-            samples.append({specs[0].name: preprocess(read_image(f), specs[0], pre)})
+            samples.append({specs[0].name: prepare(read_image(f), specs[0], pre)[0]})
     return samples
-
-
-def read_image(path: Path) -> np.ndarray:
-    import cv2
-
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise EdgekitError(f"{path}: cannot read as an image")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def make_samples(specs: list[TensorSpec], data: list | None, pre: Preprocessing | None,

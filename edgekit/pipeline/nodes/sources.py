@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import EdgekitError
+from ...preprocess import IMAGE_SUFFIXES, read_image
 from ..node import Retry, SourceNode, register
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 class _Pacer:
@@ -110,16 +109,11 @@ class ImageSource(SourceNode):
         self._pacer = _Pacer(self.fps if self.realtime else None)
 
     def read(self):
-        import cv2
-
         if self._i >= len(self._files) * (self.loop if self.loop else 10**12):
             return None
         f = self._files[self._i % len(self._files)]
         self._i += 1
-        img = cv2.imread(f, cv2.IMREAD_COLOR)
-        if img is None:
-            raise EdgekitError(f"{f}: cannot read as an image")
-        return img
+        return read_image(f)
 
     def wait_turn(self) -> None:
         self._pacer.wait(self._stop)
