@@ -37,8 +37,7 @@ def model_file(name: str, cache: Path) -> Path:
 
 
 def run_cell(name: str, fmt: str, cache: Path, out: Path, raw: bool, keep_workdir: bool) -> dict:
-    from edgekit import fixtures
-    from edgekit import export
+    from edgekit import export, fixtures
 
     fx = corpus()[name]
     images = fixtures.write_images(cache / f"{name}-data", fx.kind, 2)

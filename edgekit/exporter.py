@@ -264,7 +264,8 @@ def _verification_shapes(model, typical: dict) -> list[dict]:
     at 5/4, 3/2, 5/4, ... of its size (so a square input becomes oblong; growing, since a smaller size can
     leave a pooling window larger than its input), rounded down to the largest power-of-two factor (up to 32)
     that divides the typical size, so strided models still divide evenly."""
-    from .onnx.shapes import dynamic_inputs, format_shape
+    from .manifest import format_shape
+    from .onnx.shapes import dynamic_inputs
 
     declared = resolve_input_shapes(model, {})
     if not dynamic_inputs(declared):

@@ -243,8 +243,8 @@ def _to_shape(arr: np.ndarray, shape: list) -> np.ndarray:
 
 def _stamp(model, src: Path, result: ImportResult) -> None:
     """Record where the ONNX model came from and how it verified (ONNX metadata_props)."""
-    from .version import __version__
     from .fsutil import sha256
+    from .version import __version__
 
     info = {"source": src.name, "sha256": sha256(src), "densified_ops": result.densified, "opset": result.opset,
             "tools": {"edgekit": __version__, **result.tools},

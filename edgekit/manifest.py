@@ -176,6 +176,11 @@ def file_checksums(folder: Path, files: dict) -> dict:
     return {role: sha256(contained(Path(folder), name)) for role, name in files.items()}
 
 
+def format_shape(shape: list) -> str:
+    """[1, 3, "h", 224] -> "1x3xhx224"; [] -> "scalar"."""
+    return "x".join(str(d) for d in shape) if shape else "scalar"
+
+
 def _build(tp, value):
     """Rebuild nested dataclasses from plain JSON values using the type hints."""
     if value is None:

@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import EdgekitError
-from .manifest import COLORS, Preprocessing, TensorSpec
-from .onnx.shapes import format_shape
+from .manifest import COLORS, Preprocessing, TensorSpec, format_shape
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 # When nothing says how an image model normalises, assume the common [-1, 1] scaling.

@@ -1,14 +1,14 @@
 """`--target`: a format name, a comma list, `all`, or a device profile from the `targets/` folder edgekit ships."""
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import tomllib
 
 from . import backends
 from .errors import EdgekitError
 from .resources import shipped
-
 
 
 @dataclass

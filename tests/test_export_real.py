@@ -34,14 +34,14 @@ def test_runners_agree_with_onnxruntime_on_a_fresh_image(ocr_exports, model):
     """Beyond the export's own check: a new image through each loaded artifact matches the reference."""
     from edgekit.fixtures import render_text_line, render_text_page
     from edgekit.harness.compare import metrics
-    from edgekit.harness.inputs import preprocess
+    from edgekit.preprocess import prepare
 
     fx = OCR_MODELS[model]
     results = [r for r in ocr_exports(model).values() if r.ok]
     assert results
     img = render_text_page(seed=7) if fx.kind == "text-page" else render_text_line("Checked on 4 backends")
     runner0 = edgekit.load(results[0].path)
-    x = preprocess(img, runner0.inputs[0], fx.preprocessing)
+    x = prepare(img, runner0.inputs[0], fx.preprocessing, color="rgb")[0]
     ref = edgekit.load(fx.path)({"x": x})
     for r in results:
         out = edgekit.load(r.path, threads=2)({"x": x})

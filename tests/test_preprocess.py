@@ -17,9 +17,9 @@ import edgekit
 from edgekit.commands import run as run_cmd
 from edgekit.commands.common import preprocessing_from_args
 from edgekit.errors import EdgekitError
-from edgekit.harness import bench, inputs as inputs_mod
-from edgekit.harness.check import load_golden
-from edgekit.manifest import MANIFEST_NAME, Manifest, Precision, Preprocessing, TensorSpec
+from edgekit.harness import inputs as inputs_mod
+from edgekit.harness.reference import load_golden
+from edgekit.manifest import MANIFEST_NAME, Manifest, Precision, Preprocessing, TensorSpec, file_checksums
 from edgekit.pipeline.nodes.inference import preprocessing_from
 from edgekit.pipeline.nodes.transforms import Preprocess
 from edgekit.preprocess import prepare, read_image, synthetic_image
@@ -57,7 +57,7 @@ def _artifact(folder, layout, pre):
     onnx.save(model, str(folder / "model.onnx"))
     specs = [TensorSpec("x", "float32", shape)], [TensorSpec("y", "float32", shape)]
     Manifest("onnx", {"model": "model.onnx"}, {"file": "model.onnx"}, *specs, Precision(),
-             preprocessing=pre).save(folder)
+             preprocessing=pre, checksums=file_checksums(folder, {"model": "model.onnx"})).save(folder)
     return folder
 
 
@@ -80,11 +80,10 @@ def _every_path(folder, image, tmp_path, pre):
     return {
         "export/check samples": inputs_mod.make_samples([spec], [image], pre, 1)[0][0]["x"],
         "check (saved inputs)": load_golden(golden)[0][0]["x"],
-        "bench": bench._feeds(runner, [str(image)], None)[0][0]["x"],
+        "bench": inputs_mod.timing_inputs(runner, [str(image)], None)[0][0]["x"],
         "run IMAGE": _run(folder, image, tmp_path / "out"),
         "pipeline preprocess": node.process({"frame": cv2.imread(str(image))}, None)["inputs"]["x"],
         "an RGB frame": prepare(rgb, spec, pre, color="rgb")[0],
-        "harness.inputs.preprocess (RGB)": inputs_mod.preprocess(rgb, spec, pre),
     }
 
 
@@ -140,9 +139,9 @@ def test_an_unknown_resize_mode_is_refused_on_every_path(tmp_path, image):
     folder = _artifact(tmp_path / "artifact", "NCHW", Preprocessing())
     runner = edgekit.load(folder, threads=1)
     with pytest.raises(EdgekitError, match=match):
-        bench._feeds(runner, [str(image)], _bogus())
+        inputs_mod.timing_inputs(runner, [str(image)], _bogus())
     with pytest.raises(EdgekitError, match=match):
-        bench._feeds(runner, None, _bogus())
+        inputs_mod.timing_inputs(runner, None, _bogus())
     with pytest.raises(EdgekitError, match=match):
         edgekit.check([folder], model=folder / "model.onnx", data=[image], samples=1, preprocessing=_bogus())
     node = Preprocess("pre", input_shape="x:1x3x24x40", preprocessing=_bogus())

@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BackendMissing, EdgekitError
-from ..manifest import Manifest, Precision, TensorSpec
-from ..onnx.shapes import format_shape
+from ..manifest import Manifest, Precision, TensorSpec, format_shape
 
 
 @dataclass

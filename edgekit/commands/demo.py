@@ -30,8 +30,8 @@ def register(sub) -> None:
 def main(args) -> int:
     from ..exporter import export
     from ..fixtures import OCR_MODELS, write_text_images
-    from ..workflows import bench
     from ..harness.check import check
+    from ..workflows import bench
     from .bench import print_report as print_bench
     from .check import print_report as print_check
     from .common import console, status

@@ -52,7 +52,7 @@ def tensor_table(title, specs, backend=False):
     from rich.markup import escape
     from rich.table import Table
 
-    from ..onnx.shapes import format_shape
+    from ..manifest import format_shape
 
     t = Table(title=title, title_justify="left")
     for col in ["name", "dtype", "shape"] + (["backend name", "layout", "batch"] if backend else []):

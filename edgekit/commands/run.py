@@ -20,9 +20,9 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
-    from ..runner import load
     from ..errors import EdgekitError
     from ..preprocess import prepare, read_image
+    from ..runner import load
     from .common import console
 
     runner = load(args.artifact, threads=args.threads, device=args.device)

@@ -18,8 +18,8 @@ from ..errors import EdgekitError, ModelError
 from ..manifest import Manifest
 from ..options import spell
 from ..runner import load, open_artifact, read_artifact
-from . import latency
 from . import inputs as inputs_mod
+from . import latency
 from .latency import TimingPlan
 from .memory import memory_in_child
 from .results import BenchResult

@@ -9,18 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EdgekitError
-from ..manifest import Preprocessing, TensorSpec
+from ..manifest import Preprocessing, TensorSpec, format_shape
 from ..preprocess import DEFAULT_PREPROCESSING, IMAGE_SUFFIXES, prepare, read_image, synthetic_image
 
 
 def is_image_input(spec: TensorSpec) -> bool:
     s = spec.shape
     return spec.dtype == "float32" and len(s) == 4 and (s[1] in (1, 3) or s[-1] in (1, 3))
-
-
-def preprocess(img_rgb: np.ndarray, spec: TensorSpec, pre: Preprocessing | None) -> np.ndarray:
-    """The former RGB entry point (tests call it); everything else uses edgekit.preprocess.prepare."""
-    return prepare(img_rgb, spec, pre, color="rgb")[0]
 
 
 def generated_inputs(specs: list[TensorSpec], pre: Preprocessing | None, seed: int = 0) -> tuple[dict, str]:

@@ -25,7 +25,6 @@ from typing import Callable
 
 import numpy as np
 
-
 # ---------------------------------------------------------------- statistics
 
 @dataclass

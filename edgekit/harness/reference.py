@@ -9,8 +9,7 @@ import numpy as np
 
 from ..errors import EdgekitError
 from ..fsutil import atomic_dir, sha256
-from ..manifest import Manifest, TensorSpec
-from ..onnx.shapes import format_shape
+from ..manifest import Manifest, TensorSpec, format_shape
 from ..options import spell
 
 GOLDEN_META = "golden.json"

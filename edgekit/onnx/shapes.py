@@ -9,6 +9,7 @@ import re
 import onnx
 
 from ..errors import DynamicShape, EdgekitError
+from ..manifest import format_shape
 from .inspect import graph_inputs, is_static
 
 _SHAPE = re.compile(r"^(?P<name>.+):(?P<dims>\d+(?:[x,]\d+)*)$")
@@ -94,6 +95,3 @@ def _static_dims(vi: onnx.ValueInfoProto) -> bool:
     t = vi.type.tensor_type
     return t.HasField("shape") and all(d.HasField("dim_value") for d in t.shape.dim)
 
-
-def format_shape(shape: list) -> str:
-    return "x".join(str(d) for d in shape) if shape else "scalar"

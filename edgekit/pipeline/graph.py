@@ -27,7 +27,6 @@ from .queues import EdgeQueue
 from .stats import NodeStats, RunSummary
 from .trace import Trace
 
-
 # In flight for file sources under flow "auto": no one waits on a file's frames, so the limit bounds memory, not
 # latency, and it must let every stage of a long graph have a frame to work on (at 2 or 3 the face app's cores
 # idle 14% of the time waiting for frames; at 8, 4%).

@@ -2,8 +2,13 @@ import numpy as np
 import pytest
 
 from edgekit.errors import EdgekitError
-from edgekit.harness.inputs import generated_inputs, load_samples, preprocess
+from edgekit.harness.inputs import generated_inputs, load_samples
 from edgekit.manifest import Preprocessing, TensorSpec
+from edgekit.preprocess import prepare
+
+
+def preprocess(img_rgb, spec, pre):
+    return prepare(img_rgb, spec, pre, color="rgb")[0]
 
 LINE = TensorSpec("x", "float32", [1, 3, 48, 320])
 

@@ -222,7 +222,7 @@ class StreamSource(SourceNode):
         self.log = print
 
     def open(self) -> None:
-        if not self.url.split("://")[0] in ("rtsp", "http", "https", "rtmp", "udp", "tcp"):
+        if self.url.split("://")[0] not in ("rtsp", "http", "https", "rtmp", "udp", "tcp"):
             raise EdgekitError(f"{self.url}: not a stream URL (rtsp://, http://, ...)")
         self._connect()  # first attempt now, so a wrong URL is reported at once; failures are retried
 
