@@ -10,6 +10,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .errors import EdgekitError
 from .fsutil import atomic_write_text
 
@@ -125,14 +127,40 @@ class Manifest:
             raise EdgekitError(f"{folder}: not an edgekit artifact (no {MANIFEST_NAME})")
         try:
             data = json.loads(path.read_text())
-        except ValueError as e:
+        except (ValueError, UnicodeDecodeError) as e:
             raise EdgekitError(f"{path}: not valid JSON ({e})") from None
-        if data.get("schema", 0) > SCHEMA_VERSION:
+        if not isinstance(data, dict):
+            raise EdgekitError(f"{path}: malformed manifest (a JSON {type(data).__name__}, not an object)")
+        schema = data.get("schema", 0)
+        if not isinstance(schema, int):
+            raise EdgekitError(f"{path}: malformed manifest (schema {schema!r} is not a number)")
+        if schema > SCHEMA_VERSION:
             raise EdgekitError(f"{path}: manifest schema {data['schema']} is newer than this edgekit understands")
         try:
-            return cls.from_dict(data)
-        except (TypeError, KeyError, EdgekitError) as e:  # EdgekitError: a value Preprocessing refuses
+            manifest = cls.from_dict(data)
+            manifest.validate()
+        except (TypeError, KeyError, AttributeError, ValueError, EdgekitError) as e:
+            # EdgekitError: a value Preprocessing or validate() refuses
             raise EdgekitError(f"{path}: malformed manifest ({e})") from None
+        return manifest
+
+    def validate(self) -> None:
+        """The types the runners rely on, so that a hand-edited manifest fails here and not inside a runtime."""
+        if not isinstance(self.format, str) or not isinstance(self.files, dict) or \
+                not all(isinstance(k, str) and isinstance(v, str) for k, v in self.files.items()):
+            raise EdgekitError("format must be a name and files a mapping of role to file name")
+        if not isinstance(self.checksums, dict):
+            raise EdgekitError("checksums must be a mapping of role to sha256")
+        for kind, specs in (("inputs", self.inputs), ("outputs", self.outputs)):
+            if not isinstance(specs, list) or not all(isinstance(s, TensorSpec) for s in specs):
+                raise EdgekitError(f"{kind} must be a list of tensors")
+            for spec in specs:
+                if not isinstance(spec.shape, list) or not all(isinstance(d, (int, str)) for d in spec.shape):
+                    raise EdgekitError(f"tensor '{spec.name}': shape {spec.shape!r} is not a list of sizes")
+                try:
+                    np.dtype(spec.dtype)
+                except TypeError:
+                    raise EdgekitError(f"tensor '{spec.name}': unknown dtype {spec.dtype!r}") from None
 
     def file(self, folder: Path, role: str) -> Path:
         """The file for `role`, which must lie inside the artifact folder (a manifest is untrusted input)."""
