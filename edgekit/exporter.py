@@ -1,6 +1,7 @@
-"""The export flow (docs/architecture.md, "Export"): validate everything first, fix shapes, normalise, convert each format in a
-scratch folder, load the result with its runtime, verify it against ONNX Runtime fp32 on the original model,
-write the manifest, and only then move the artifact into place. A failed format leaves nothing behind."""
+"""The export flow (docs/architecture.md, "Export"): validate everything first, fix shapes, then per format climb
+the backend's conversion ladder: normalise, convert in a scratch folder, load the result with its runtime and
+verify it against ONNX Runtime fp32 on the original model, until a rung passes; write the manifest and only then
+move the artifact into place. A failed format leaves nothing behind and says what each rung hit."""
 from __future__ import annotations
 
 import dataclasses
@@ -18,8 +19,8 @@ import onnx
 
 from . import backends
 from . import targets as targets_mod
-from .backends.base import ConvertOptions
-from .errors import ConversionError, EdgekitError, VerificationFailed
+from .backends.base import ConvertOptions, Recipe
+from .errors import EdgekitError, ModelError
 from .fsutil import atomic_dir, check_destination, sha256
 from .harness import compare
 from .harness import inputs as inputs_mod
@@ -46,6 +47,12 @@ class ExportResult:
     log_tail: str = ""
     seconds: float = 0.0
     workdir: Path | None = None
+    recipe: str | None = None  # the ladder rung that made the artifact
+    attempts: list[dict] = field(default_factory=list)  # every rung tried: recipe, passes, status, error, seconds
+
+    @property
+    def conversions(self) -> int:
+        return sum(1 for a in self.attempts if a["status"] != "skipped")
 
     @property
     def status(self) -> str:
@@ -83,13 +90,26 @@ class ExportJob:
     dynamic_shapes: list[dict] | None  # the verification shapes of a dynamic export, else None
     scratch: Path
     progress: Callable[[str, str], None]
+    fixed: onnx.ModelProto  # the shape-fixed model every rung starts from
+    normalized: dict = field(default_factory=dict)  # passes -> (path, applied, digest): one model per pass list
+
+    def normalize(self, passes: tuple[str, ...]) -> tuple[Path, list[str], str]:
+        """The shape-fixed model with these passes applied (once per export), its applied passes and digest."""
+        if passes not in self.normalized:
+            copy = onnx.ModelProto()
+            copy.CopyFrom(self.fixed)
+            model, applied = passes_mod.apply(copy, list(passes))
+            path = self.scratch / f"normalized-{len(self.normalized)}.onnx"
+            onnx.save(model, str(path))
+            self.normalized[passes] = (path, applied, sha256(path))
+        return self.normalized[passes]
 
 
 def export(model: str | Path, target: str = "all", *, out: str | Path | None = None,
            input_shapes: dict | list | None = None, precision: str | None = None, dynamic: bool = False,
            data: list | None = None, samples: int = 2, preprocessing: Preprocessing | None = None,
            labels: list[str] | None = None, tolerances: dict | None = None, passes: list[str] | None = None,
-           force: bool = False, keep_workdir: bool = False, keep_inaccurate: bool = False,
+           recipe: str | None = None, force: bool = False, keep_workdir: bool = False, keep_inaccurate: bool = False,
            progress: Callable[[str, str], None] | None = None) -> list[ExportResult]:
     """Convert an ONNX model to every format of a target and verify each artifact against ONNX Runtime.
 
@@ -109,9 +129,11 @@ def export(model: str | Path, target: str = "all", *, out: str | Path | None = N
         preprocessing: how an image becomes the model's input; stored in the manifest for run/check/pipelines.
         labels: class labels, stored in the manifest.
         tolerances: {"cos": .., "atol": .., "rtol": ..} instead of the precision's defaults.
-        passes: the normalisation passes to run (names in `edgekit.onnx.passes.REGISTRY`, in the order given);
-            None runs the ones each format's backend declares, [] hands the converters the shape-fixed model
-            untouched (the raw converters).
+        passes: the normalisation passes to run (names in `edgekit.onnx.passes.REGISTRY`, in the order given)
+            as the only recipe; [] hands the converters the shape-fixed model untouched (the raw converters).
+            None (default): each backend's conversion ladder, rung by rung, keeping the first artifact that
+            converts and verifies.
+        recipe: force one rung of each backend's ladder by name ("default", "raw", ...).
         force: replace existing artifacts.
         keep_workdir: keep each converter's scratch folder (its path is in the result).
         keep_inaccurate: keep an artifact that converted but failed verification, marked failing, for
@@ -138,10 +160,7 @@ def export(model: str | Path, target: str = "all", *, out: str | Path | None = N
     dests = {fmt: out_dir / f"{model_path.stem}_{fmt}" for fmt in plan.formats}
     for fmt in plan.formats:
         backends.get(fmt).require(convert=True)
-    wanted = {fmt: passes_mod.ordered(backends.get(fmt).passes) if passes is None else list(passes)
-              for fmt in plan.formats}
-    if passes is not None:
-        passes_mod.ordered(passes)  # refuses unknown names before any work
+    ladders = {fmt: _ladder(backends.get(fmt), passes, recipe) for fmt in plan.formats}
     original = load_model(model_path)
     shapes = resolve_input_shapes(original, input_shapes or {})
     verify_shapes = [shapes]
@@ -180,28 +199,42 @@ def export(model: str | Path, target: str = "all", *, out: str | Path | None = N
     with tempfile.TemporaryDirectory(prefix="edgekit-") as scratch:
         job = ExportJob(ins, outs, reference, source, options, precision,
                         dict(tolerances or compare.DEFAULT_TOLERANCES[precision]), preprocessing, labels, force,
-                        keep_workdir, keep_inaccurate, verify_shapes if dynamic else None, Path(scratch), progress)
-        normalized_models: dict[tuple, tuple[Path, list[str]]] = {}  # one normalised model per pass list
+                        keep_workdir, keep_inaccurate, verify_shapes if dynamic else None, Path(scratch), progress,
+                        fixed)
         for fmt in plan.formats:
-            key = tuple(wanted[fmt])
-            if key not in normalized_models:
-                copy = onnx.ModelProto()
-                copy.CopyFrom(fixed)
-                normalized, applied = passes_mod.apply(copy, list(key))
-                normalized_path = job.scratch / f"normalized-{len(normalized_models)}.onnx"
-                onnx.save(normalized, str(normalized_path))
-                normalized_models[key] = (normalized_path, applied)
-            normalized_path, applied = normalized_models[key]
-            results.append(_export_one(fmt, normalized_path, applied, dests[fmt], job))
+            results.append(_export_one(fmt, ladders[fmt], dests[fmt], job))
     return results
 
 
-def _export_one(fmt: str, normalized_path: Path, applied: list[str], dest: Path, job: ExportJob) -> ExportResult:
+def _ladder(backend, passes: list[str] | None, recipe: str | None) -> tuple[Recipe, ...]:
+    """The rungs to try for one format: the backend's ladder, one rung of it by name, or the caller's passes."""
+    if passes is not None:
+        if recipe is not None:
+            raise EdgekitError("give passes or a recipe, not both")
+        passes_mod.ordered(passes)  # refuses unknown names before any work
+        return (Recipe("custom" if passes else "raw", tuple(passes)),)
+    ladder = backend.ladder
+    for rung in ladder:
+        passes_mod.ordered(rung.passes)  # a backend naming an unknown pass fails here, before any work
+    if recipe is None:
+        return ladder
+    chosen = [r for r in ladder if r.name == recipe]
+    if not chosen:
+        raise EdgekitError(f"{backend.name} has no recipe '{recipe}'; its ladder: {', '.join(r.name for r in ladder)}")
+    return tuple(chosen)
+
+
+def _export_one(fmt: str, ladder: tuple[Recipe, ...], dest: Path, job: ExportJob) -> ExportResult:
+    """Convert and verify rung by rung; place the first artifact that passes (or, with keep_inaccurate, the
+    most accurate one) at `dest`. A rung whose passes leave the model as an earlier rung had it is skipped; a
+    failure that no rung can change (bad input, a backend that cannot keep dynamic axes) stops the ladder."""
     backend = backends.get(fmt)
     result = ExportResult(fmt)
-    workdir = Path(tempfile.mkdtemp(prefix=f"edgekit-{fmt}-")) if job.keep_workdir else job.scratch / fmt
-    workdir.mkdir(parents=True, exist_ok=True)
+    fmt_dir = Path(tempfile.mkdtemp(prefix=f"edgekit-{fmt}-")) if job.keep_workdir else job.scratch / fmt
     start = time.perf_counter()
+    tried: dict[tuple, str] = {}  # (model digest, converter options) -> the rung that converted it
+    kept: tuple[Path, Manifest] | None = None  # the most accurate inaccurate artifact so far
+    errors: list[tuple[str, str, str]] = []  # (rung, error, log tail)
     try:
         if job.dynamic_shapes and not backend.dynamic:
             name = next(s.name for s in job.inputs if not all(isinstance(d, int) for d in s.shape))
@@ -209,46 +242,116 @@ def _export_one(fmt: str, normalized_path: Path, applied: list[str], dest: Path,
             raise EdgekitError(f"{backend.runtime} cannot keep dynamic axes ({backend.dynamic_why}); export this "
                                f"format with static shapes instead: {spell('input_shapes', f'{name}:{example}')} "
                                f"without {spell('dynamic')}")
-        with atomic_dir(dest, job.force) as tmp:
-            job.progress(fmt, f"converting with {backend.runtime}")
-            conv = backend.convert(normalized_path, tmp, [_copy(s) for s in job.inputs],
-                                   [_copy(s) for s in job.outputs],
-                                   ConvertOptions(precision=job.precision, workdir=workdir,
-                                                  calibration=_calibration(job.reference.samples),
-                                                  shapes=job.dynamic_shapes))
-            manifest = Manifest(
-                format=fmt, files=conv.files, source=job.source, inputs=conv.inputs, outputs=conv.outputs,
-                precision=conv.precision, export_options=job.options,
-                tools={"edgekit": __version__, **conv.tools}, passes=list(applied),
-                preprocessing=job.preprocessing, labels=job.labels, checksums=file_checksums(tmp, conv.files),
-                created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-            job.progress(fmt, "verifying against ONNX Runtime")
-            runner = open_artifact(tmp, manifest, threads=job.options.get("threads"), files_checked=True)
-            manifest.precision.compute = runner.effective_precision  # what the runtime really chose
-            manifest.verification = verify(runner, job.reference, job.tolerances, job.precision)
-            result.manifest = manifest
-            if not manifest.verification.passed and not job.keep_inaccurate:
-                raise VerificationFailed(_failures(manifest, job.tolerances))
-            manifest.save(tmp)  # an inaccurate artifact is kept only on request, marked failing, for --bisect
-        result.ok, result.path = manifest.verification.passed, dest
-        if not result.ok:
-            result.error = (f"{fmt}: converted but wrong against ONNX Runtime (kept as asked): "
-                            + _failures(manifest, job.tolerances))
-    except ConversionError as e:
-        result.error, result.log_tail = str(e), e.log_tail
-    except VerificationFailed as e:
-        result.error = f"{fmt}: converted but wrong against ONNX Runtime: {e}"
+        for k, rung in enumerate(ladder):
+            t0 = time.perf_counter()
+            attempt = {"recipe": rung.name, "passes": list(rung.passes), "status": "failed", "error": None}
+            result.attempts.append(attempt)
+            model_path, applied, digest = job.normalize(rung.passes)
+            same = tried.get((digest, rung.converter))
+            if same is not None:
+                attempt.update(status="skipped", error=f"the same model as recipe {same}")
+                continue
+            tried[(digest, rung.converter)] = rung.name
+            attempt["applied"] = list(applied)
+            step = f" (recipe {rung.name}, {k + 1}/{len(ladder)})" if len(ladder) > 1 else ""
+            folder = fmt_dir / rung.name
+            try:
+                manifest = _convert_and_verify(backend, rung, model_path, applied, folder, job, step)
+            except ModelError as e:
+                attempt["error"] = str(e)
+                errors.append((rung.name, str(e), getattr(e, "log_tail", "")))
+                continue
+            except EdgekitError:
+                raise
+            except Exception as e:  # a converter or runtime crashed in our process: report, try the next rung
+                attempt["error"] = f"{type(e).__name__}: {e}"
+                errors.append((rung.name, attempt["error"], traceback.format_exc(limit=4)))
+                continue
+            finally:
+                attempt["seconds"] = round(time.perf_counter() - t0, 3)
+            v = manifest.verification
+            attempt["status"] = "ok" if v.passed else "inaccurate"
+            if v.passed:
+                _place(folder / "artifact", manifest, dest, job, result)
+                result.ok, result.path = True, dest
+                break
+            failure = "converted but wrong against ONNX Runtime: " + _failures(manifest, job.tolerances)
+            attempt["error"] = failure
+            errors.append((rung.name, failure, ""))
+            if kept is None or _worst_cosine(manifest) > _worst_cosine(kept[1]):
+                kept = (folder, manifest)
+                result.manifest = manifest
+        else:
+            result.error = _diagnosis(fmt, errors)
+            result.log_tail = next((t for _, _, t in errors if t), "")
+            if kept is not None and job.keep_inaccurate:  # marked failing in its manifest, for --bisect
+                folder, manifest = kept
+                _place(folder / "artifact", manifest, dest, job, result)
+                result.path = dest
+                result.error = result.error.replace(f"{fmt}: ", f"{fmt}: (kept as asked) ", 1)
     except EdgekitError as e:
         result.error = f"{fmt}: {e}"
-    except Exception as e:  # a converter or runtime crashed in our process: report, keep going
-        result.error = f"{fmt}: {type(e).__name__}: {e}"
-        result.log_tail = traceback.format_exc(limit=4)
     result.seconds = time.perf_counter() - start
     if job.keep_workdir:
-        result.workdir = workdir
+        result.workdir = fmt_dir
     else:
-        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(fmt_dir, ignore_errors=True)
     return result
+
+
+def _convert_and_verify(backend, rung: Recipe, model_path: Path, applied: list[str], folder: Path, job: ExportJob,
+                        step: str) -> Manifest:
+    """One rung: convert into folder/artifact (scratch in folder/work), load it through the door, verify it."""
+    fmt = backend.name
+    art, work = folder / "artifact", folder / "work"
+    art.mkdir(parents=True)
+    work.mkdir()
+    job.progress(fmt, f"converting with {backend.runtime}{step}")
+    conv = backend.convert(model_path, art, [_copy(s) for s in job.inputs], [_copy(s) for s in job.outputs],
+                           ConvertOptions(precision=job.precision, workdir=work,
+                                          calibration=_calibration(job.reference.samples),
+                                          shapes=job.dynamic_shapes, converter=dict(rung.converter)))
+    manifest = Manifest(
+        format=fmt, files=conv.files, source=job.source, inputs=conv.inputs, outputs=conv.outputs,
+        precision=conv.precision, export_options=job.options, tools={"edgekit": __version__, **conv.tools},
+        passes=list(applied), recipe=rung.name, preprocessing=job.preprocessing, labels=job.labels,
+        checksums=file_checksums(art, conv.files),
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    job.progress(fmt, f"verifying against ONNX Runtime{step}")
+    runner = open_artifact(art, manifest, threads=job.options.get("threads"), files_checked=True)
+    manifest.precision.compute = runner.effective_precision  # what the runtime really chose
+    manifest.verification = verify(runner, job.reference, job.tolerances, job.precision)
+    return manifest
+
+
+def _place(art: Path, manifest: Manifest, dest: Path, job: ExportJob, result: ExportResult) -> None:
+    """Move a rung's artifact to `dest` in one rename, with the manifest recording the ladder as tried."""
+    manifest.attempts = [dict(a) for a in result.attempts]
+    with atomic_dir(dest, job.force) as tmp:
+        for f in art.iterdir():
+            shutil.move(str(f), tmp / f.name)
+        manifest.save(tmp)
+    result.manifest, result.recipe = manifest, manifest.recipe
+
+
+def _worst_cosine(manifest: Manifest) -> float:
+    return min((o.cosine for o in manifest.verification.outputs), default=-1.0)
+
+
+def _diagnosis(fmt: str, errors: list[tuple[str, str, str]]) -> str:
+    """One line for a format whose every rung failed: each rung's error, the one that got furthest first
+    (a converted-but-wrong artifact is further than a failed conversion), and what to try."""
+    if len(errors) == 1:
+        rung, error, _ = errors[0]
+        return error if error.startswith(f"{fmt}:") else f"{fmt}: {error}"
+    ranked = sorted(errors, key=lambda e: "converted but wrong" not in e[1])
+    parts = "; ".join(f"recipe {rung}: {error.removeprefix(f'{fmt}: ')}" for rung, error, _ in ranked)
+    if "converted but wrong" in ranked[0][1]:
+        hint = (f"Export with {spell('recipe', ranked[0][0])} and {spell('keep_inaccurate')} to keep that "
+                "artifact for `edgekit check --bisect`, which finds the first diverging node; or try another format")
+    else:
+        hint = "Try another format (`edgekit export MODEL --target all` shows which convert it)"
+    return f"{fmt}: no recipe gave a correct artifact ({len(errors)} tried) - {parts}. {hint}"
 
 
 def _calibration(samples: list[dict]) -> dict:

@@ -100,7 +100,9 @@ class Manifest:
     precision: Precision
     export_options: dict = field(default_factory=dict)
     tools: dict = field(default_factory=dict)  # tool -> version
-    passes: list[str] = field(default_factory=list)
+    passes: list[str] = field(default_factory=list)  # the normalisation passes that changed the model
+    recipe: str = ""  # the conversion-ladder rung that made this artifact
+    attempts: list = field(default_factory=list)  # every rung tried: recipe, passes, status, error, seconds
     preprocessing: Preprocessing | None = None
     labels: list[str] | None = None
     verification: Verification | None = None

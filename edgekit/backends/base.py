@@ -20,8 +20,24 @@ from ..manifest import Manifest, Precision, TensorSpec, format_shape
 class ConvertOptions:
     precision: str = "fp32"
     workdir: Path | None = None  # scratch folder for the converter
+    converter: dict = field(default_factory=dict)  # the recipe's converter options
     calibration: dict | None = None  # input name -> array of realistic samples (N, ...) for tools that want data
     shapes: list[dict] | None = None  # dynamic export: example static shapes (input name -> dims), typical first
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One rung of a backend's conversion ladder: the passes applied before its converter runs, and the
+    converter options it adds. `why` says which models it is for."""
+
+    name: str
+    passes: tuple[str, ...] = ()
+    converter: tuple[tuple[str, str], ...] = ()  # (option, value) pairs the backend's convert() reads
+    why: str = ""
+
+
+RAW = Recipe("raw", (), (), "the upstream converter on the shape-fixed model, untouched: edgekit is never worse "
+             "than the tool it wraps")
 
 
 @dataclass
@@ -49,9 +65,19 @@ class Backend:
     devices: tuple[str, ...] = ("cpu",)  # what `load(..., device=)` accepts
     dynamic = True  # can keep dynamic input axes (export --dynamic); if not, `dynamic_why` says why
     dynamic_why = ""
-    # The normalisation passes (names in edgekit.onnx.passes.REGISTRY) this backend's converter needs; export
-    # runs them in registry order and records the ones that changed the model.
+    # The normalisation passes (names in edgekit.onnx.passes.REGISTRY) this backend's converter needs on most
+    # models: the first rung of its ladder. Export runs them in registry order and records the ones that
+    # changed the model.
     passes: tuple[str, ...] = ("simplify",)
+    # Rungs tried after the first one and the raw converter, for op families the first rung does not serve.
+    extra_rungs: tuple[Recipe, ...] = ()
+
+    @property
+    def ladder(self) -> tuple[Recipe, ...]:
+        """The recipes export tries in order until one converts and verifies: the one that wins most often
+        first (so the common case costs one conversion), then the raw converter, then the extra rungs."""
+        return (Recipe("default", self.passes, (), "the passes this converter needs on most models"), RAW,
+                *self.extra_rungs)
 
     def install_hint(self) -> str:
         return f"pip install 'edgekit[{self.extra}]'"

@@ -131,8 +131,8 @@ class NcnnBackend(Backend):
             raise ConversionError("ncnn", f"pnnx failed (exit {proc.returncode})", tail(proc.stdout))
         unsupported = unsupported_layers(param)
         if unsupported:
-            where = "; ".join(f"{t} (layer {', '.join(names[:3])})" for t, names in unsupported.items())
-            raise ConversionError("ncnn", f"pnnx left ops that ncnn cannot run: {where}", tail(proc.stdout))
+            raise ConversionError("ncnn", f"pnnx left ops that ncnn cannot run: {_where(unsupported, model)}",
+                                  tail(proc.stdout))
         batch_dropped = _batch_axes(work / "model_ncnn.py")
         for role, src in (("param", param), ("bin", binf)):
             shutil.copyfile(src, outdir / f"model.ncnn.{role}")
@@ -182,6 +182,22 @@ def unsupported_layers(param: Path) -> dict[str, list[str]]:
         if len(parts) >= 2 and ncnn.layer_to_index(parts[0]) < 0:
             bad.setdefault(parts[0], []).append(parts[1])
     return bad
+
+
+def _where(unsupported: dict[str, list[str]], model: Path) -> str:
+    """Each unsupported layer type with the ONNX nodes of that op (pnnx numbers its own layers, so an ONNX op
+    left as-is is named by its ONNX node), else pnnx's layer names (for pnnx's own ops, e.g. Tensor.slice)."""
+    import onnx
+
+    nodes: dict[str, list[str]] = {}
+    for n in onnx.load(str(model), load_external_data=False).graph.node:
+        nodes.setdefault(n.op_type, []).append(n.name or n.output[0])
+    parts = []
+    for t, layers in unsupported.items():
+        onnx_nodes = nodes.get(t)
+        parts.append(f"{t} (ONNX node {', '.join(onnx_nodes[:3])}; ncnn layer {', '.join(layers[:3])})"
+                     if onnx_nodes else f"{t} (layer {', '.join(layers[:3])})")
+    return "; ".join(parts)
 
 
 def _batch_axes(py: Path) -> dict[str, bool]:

@@ -9,10 +9,12 @@ Analytics). Every place that imports `openvino_telemetry` falls back to OpenVINO
 fails, so `openvino_module()` makes it fail before openvino is first imported in the process."""
 from __future__ import annotations
 
+import re
 import sys
 
 import numpy as np
 
+from ..errors import ConversionError
 from ..manifest import Precision, TensorSpec
 from .base import Backend, Converted, Runner, dist_version, restore_output
 
@@ -61,6 +63,15 @@ class OpenVinoRunner(Runner):
         self.compiled = None
 
 
+def frontend_summary(message: str) -> str:
+    """The line of an OpenVINO frontend error that names what failed (e.g. "No conversion rule found for
+    operations: Det-14"), without the C++ source locations around it."""
+    lines = [ln.strip(" -") for ln in message.splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not re.match(r"(Exception from|Check '.*' failed at) src/", ln)]
+    named = [ln for ln in useful if "operation" in ln.lower() or "node" in ln.lower()]
+    return "; ".join(named or useful[-1:] or lines[:1])
+
+
 class OpenVinoBackend(Backend):
     name = "openvino"
     runtime = "OpenVINO"
@@ -76,7 +87,11 @@ class OpenVinoBackend(Backend):
     def convert(self, onnx_path, outdir, inputs, outputs, options):
         ov = openvino_module()
 
-        model = ov.Core().read_model(str(onnx_path))
+        try:
+            model = ov.Core().read_model(str(onnx_path))
+        except RuntimeError as e:  # OpenVINO's message: a C++ location, then a summary worth one line
+            raise ConversionError("openvino", f"OpenVINO's ONNX frontend failed: {frontend_summary(str(e))}",
+                                  str(e)) from None
         fp16 = options.precision == "fp16"
         ov.save_model(model, str(outdir / "model.xml"), compress_to_fp16=fp16)
         ins = [TensorSpec(s.name, s.dtype, s.shape, s.name) for s in inputs]

@@ -23,6 +23,9 @@ def register(sub) -> None:
                    help="keep the model's dynamic axes (not batch) where the format can (ncnn, MNN, OpenVINO, ONNX); "
                         "--input-shape then gives the typical size, and verification runs at it and a second size")
     p.add_argument("--precision", choices=["fp32", "fp16"], default=None, help="default fp32 (or the profile's)")
+    p.add_argument("--recipe", default=None, metavar="NAME",
+                   help="use this rung of each backend's conversion ladder only (default, raw, ...: see "
+                        "docs/architecture.md); default: climb the ladder until a rung converts and verifies")
     p.add_argument("--force", action="store_true", help="overwrite existing artifacts")
     p.add_argument("--keep-workdir", action="store_true", help="keep each converter's scratch folder for debugging")
     p.add_argument("--keep-inaccurate", action="store_true",
@@ -64,6 +67,7 @@ def result_dict(r) -> dict:
 
     return {"format": r.format, "status": r.status, "path": str(r.path) if r.path else None, "error": r.error,
             "seconds": round(r.seconds, 3), "workdir": str(r.workdir) if r.workdir else None,
+            "recipe": r.recipe, "conversions": r.conversions, "attempts": r.attempts,
             "manifest": dataclasses.asdict(r.manifest) if r.manifest else None}
 
 
@@ -73,15 +77,18 @@ def print_results(results, model_name: str) -> None:
 
     con = console()
     table = Table(title=f"edgekit export: {model_name}", title_justify="left")
-    for col in ("format", "status", "precision", "worst cosine", "max abs err", "export s", "artifact"):
-        table.add_column(col, justify="right" if col in ("worst cosine", "max abs err", "export s") else "left")
+    numeric = ("worst cosine", "max abs err", "export s", "tries")
+    for col in ("format", "status", "recipe", "tries", "precision", "worst cosine", "max abs err", "export s",
+                "artifact"):
+        table.add_column(col, justify="right" if col in numeric else "left")
     for r in results:
         v = r.manifest.verification if r.manifest else None
         cos = min((o.cosine for o in v.outputs), default=None) if v else None
         err = max((o.max_abs for o in v.outputs), default=None) if v else None
         style = {"ok": "green", "inaccurate": "yellow", "failed": "red"}[r.status]
         prec = f"{r.manifest.precision.weights}/{r.manifest.precision.compute}" if r.manifest else "-"
-        table.add_row(r.format, f"[{style}]{r.status}[/]", prec, fmt_float(cos), fmt_float(err),
+        table.add_row(r.format, f"[{style}]{r.status}[/]", r.recipe or "-", str(r.conversions), prec,
+                      fmt_float(cos), fmt_float(err),
                       f"{r.seconds:.1f}", escape(str(r.path)) if r.path else "-")
     con.print(table)
     for r in results:

@@ -91,7 +91,8 @@ def artifact_for(ref: str | Path, backend: str, input_shapes: list[str] | None =
         if (dest / MANIFEST_NAME).is_file():
             try:
                 m = Manifest.load(dest)
-                if m.source.get("sha256") == digest and (m.export_options.get("input_shapes") is not None):
+                current = m.source.get("sha256") == digest and m.checksums  # older caches recorded no hashes
+                if current and m.export_options.get("input_shapes") is not None:
                     want = _shape_key(input_shapes)
                     if want is None or want == _shape_key_from(m.export_options["input_shapes"]):
                         return dest
