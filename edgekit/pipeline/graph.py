@@ -40,7 +40,8 @@ class PipelineError(EdgekitError):
     exit_code = 1
 
     def __init__(self, node: str, kind: str, error: BaseException, tb: str = ""):
-        super().__init__(f"node '{node}' ({kind}) failed: {type(error).__name__}: {error}")
+        why = str(error) if isinstance(error, EdgekitError) else f"{type(error).__name__}: {error}"
+        super().__init__(f"node '{node}' ({kind}) failed: {why}")
         self.node, self.kind, self.error, self.traceback = node, kind, error, tb
 
 
