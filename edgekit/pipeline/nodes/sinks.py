@@ -13,6 +13,7 @@ import numpy as np
 
 from ...errors import EdgekitError
 from ..node import Node, option_schema, register
+from ..outputs import output_path
 
 LOOPBACK = "127.0.0.1"
 FOURCC = {".avi": "MJPG", ".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".webm": "VP80", ".mkv": "MJPG"}
@@ -29,7 +30,7 @@ class VideoSink(Node):
 
     def __init__(self, name: str, path: str, fps: float | None = None, fourcc: str | None = None, **options):
         super().__init__(name, **options)
-        self.path = output_path(name, path)
+        self.path = output_path(f"node '{name}'", path)
         self.fps = fps
         ext = self.path.suffix.lower()
         if fourcc is None and ext not in FOURCC:
@@ -71,16 +72,6 @@ class VideoSink(Node):
             os.replace(self._tmp, self.path)
 
 
-def output_path(node: str, path) -> Path:
-    """A sink's file, refused at once (one line) when it is empty or an existing folder."""
-    if path is None or not str(path).strip():
-        raise EdgekitError(f"node '{node}': no output file given (path is empty)")
-    p = Path(str(path))
-    if p.is_dir():
-        raise EdgekitError(f"node '{node}': {p} is a folder; give a file name in it")
-    return p
-
-
 def to_jsonable(value):
     """Results as JSON; large arrays (frames) are described, not dumped."""
     if isinstance(value, dict):
@@ -109,7 +100,7 @@ class JsonlSink(Node):
 
     def __init__(self, name: str, path: str, flush: bool = True, **options):
         super().__init__(name, **options)
-        self.path, self.flush = (str(path) if path == "-" else str(output_path(name, path))), bool(flush)
+        self.path, self.flush = (str(path) if path == "-" else str(output_path(f"node '{name}'", path))), bool(flush)
         self._f = None
 
     def output_files(self) -> list[Path]:
