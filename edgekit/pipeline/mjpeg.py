@@ -118,6 +118,7 @@ class MjpegServer:
             daemon_threads = False  # close() joins the connection threads
             block_on_close = True
             allow_reuse_address = True
+            request_queue_size = 128  # a burst of connections is accepted (and answered or refused), not stalled
 
             def process_request(self, request, client_address):
                 request.settimeout(timeout)  # a client that stalls is dropped after `timeout` seconds
@@ -150,6 +151,12 @@ class MjpegServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
                                         name=f"edgekit-mjpeg-{self.port}", daemon=True)
         self._thread.start()
+
+    @property
+    def clients(self) -> int:
+        """Connections being served now."""
+        with self._clients_lock:
+            return len(self._clients)
 
     def publish(self, frame_bgr, quality: int = 80) -> None:
         import cv2
