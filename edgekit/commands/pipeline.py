@@ -51,7 +51,7 @@ def register(sub) -> None:
 def main(args) -> int:
     from ..errors import EdgekitError
     from ..pipeline import Overrides, PipelineError, build, node_types, signals
-    from ..pipeline.outputs import check_outputs, output_path
+    from ..pipeline.outputs import check_outputs, output_path, stamps
 
     if args.list_nodes:
         for kind, cls in node_types().items():
@@ -85,6 +85,7 @@ def main(args) -> int:
     outputs = pipeline.output_files() + extra
     check_outputs(outputs, args.force)
     log(f"graph '{pipeline.name}': {len(pipeline.nodes)} nodes, backend {pipeline.info['backend']}")
+    before = stamps(outputs)
     try:
         summary = pipeline.run(max_frames=args.max_frames, on_stats=LiveStats(sys.stderr) if args.stats else None,
                                stop_signals=signals.DEFAULT)
@@ -96,16 +97,16 @@ def main(args) -> int:
         print(s.format(), file=sys.stderr)
         if e.traceback and not isinstance(e.error, EdgekitError):
             print(e.traceback.rstrip(), file=sys.stderr)
-        _finish(s, args.summary_json, outputs)
+        _finish(s, args.summary_json, outputs, before)
         raise
     print(summary.format())
-    _finish(summary, args.summary_json, outputs)
+    _finish(summary, args.summary_json, outputs, before)
     if args.trace:
         print(f"trace: {args.trace} (open in chrome://tracing or https://ui.perfetto.dev)")
     return signals.exit_code(pipeline.signal) if pipeline.signal else 0
 
 
-def _finish(summary, summary_json: str | None, outputs) -> None:
+def _finish(summary, summary_json: str | None, outputs, before: dict) -> None:
     """Write the summary JSON (a failed run's too) and list every file the run wrote."""
     from pathlib import Path
 
@@ -115,7 +116,7 @@ def _finish(summary, summary_json: str | None, outputs) -> None:
         Path(summary_json).parent.mkdir(parents=True, exist_ok=True)
         with open(summary_json, "w") as f:
             json.dump(summary.as_dict(), f, indent=2)
-    for path in written(outputs):
+    for path in written(outputs, before):
         print(f"wrote {path}")
 
 

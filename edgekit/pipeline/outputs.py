@@ -31,6 +31,12 @@ def check_outputs(paths: list[tuple[Path, str]], force: bool) -> None:
             raise EdgekitError(f"{path} exists ({who}); add --force to overwrite it, or write elsewhere")
 
 
-def written(paths: list[tuple[Path, str]]) -> list[Path]:
-    """The files of `paths` that exist now (what a run left)."""
-    return [p for p, _ in paths if p.is_file()]
+def stamps(paths: list[tuple[Path, str]]) -> dict[Path, tuple | None]:
+    """Each file's (size, mtime) now, None where there is none: taken before a run, for `written`."""
+    return {p: ((st := p.stat()).st_size, st.st_mtime_ns) if p.is_file() else None for p, _ in paths}
+
+
+def written(paths: list[tuple[Path, str]], before: dict) -> list[Path]:
+    """The files of `paths` the run made or changed (`before`: their `stamps` when it began)."""
+    now = stamps(paths)
+    return [p for p, _ in paths if now[p] is not None and now[p] != before.get(p)]
