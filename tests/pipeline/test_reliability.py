@@ -383,3 +383,36 @@ def test_viewer_through_the_cli_logs_its_address_and_stops_on_sigint(tmp_path, s
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=10)
     assert proc.returncode == 130 and "pipeline stopped by interrupted" in stdout and "Traceback" not in stderr
+
+
+def test_stop_signal_while_the_graph_starts(tmp_path, samples):
+    (tmp_path / "slow.py").write_text(textwrap.dedent('''
+        import time
+        from edgekit.pipeline import Node, register
+
+        @register("test_slow_open")
+        class SlowOpen(Node):  # a model that takes long to load
+            def open(self):
+                time.sleep(60)
+
+            def process(self, inputs, packet):
+                return inputs["in"]
+    '''))
+    g = _graph(tmp_path, samples["face"], "imports: [slow.py]\n")
+    g.write_text(g.read_text().replace("type: annotate, inputs: {frame: frames}", "type: test_slow_open, input: frames"))
+    proc = _edgekit(g)
+    line, deadline = "", time.monotonic() + 60
+    while "graph 't'" not in line and time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line and proc.poll() is not None:
+            break
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        stdout, stderr = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143 and "stopped by SIGTERM while starting" in stderr, stderr
+    assert time.monotonic() - t0 < 2.0 and "Traceback" not in stderr
+    assert not (tmp_path / "out.avi").exists() and not [p for p in tmp_path.iterdir() if "partial" in p.name]
