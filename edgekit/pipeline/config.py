@@ -5,7 +5,7 @@
     flow_limiter: {max_in_flight: 2, mode: auto}   # auto: live sources drop frames past max_in_flight (latency);
                                                    # files block, with files_in_flight (default 8) in flight
     queue: {size: 4, policy: block}                # default for every edge
-    imports: [my_nodes.py]         # modules with user nodes (paths relative to this file)
+    imports: [my_nodes.py]         # modules with user nodes (paths relative to this file): this RUNS their code
     nodes:
       - {name: source, type: source, uri: sample.avi, output: frames}
       - name: det
@@ -17,7 +17,12 @@
 
 `input:`/`output:` wire a node's single input/output; `inputs:`/`outputs:` map names to streams for several.
 `type: source` / `type: sink` take a `uri:` in the --source/--sink syntax; `--source`/`--sink` replace the
-graph's node named `source` / `sink` (or its only source / sink)."""
+graph's node named `source` / `sink` (or its only source / sink), keeping the node's other options.
+
+Every key is checked before anything runs: graph keys, `flow_limiter:` and `queue:` keys and values, and each
+node's options against its type's declared options (`node.option_schema`: its `__init__` signature), each
+refused in one line with the closest known key. `imports:` runs Python (as any import does): a graph that
+imports is code; run graphs from sources you trust."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

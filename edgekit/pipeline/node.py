@@ -14,6 +14,9 @@ then sends a timestamp bound so nothing downstream waits for it). `open()` runs 
         def process(self, inputs, packet):
             return float(inputs["frame"].mean())
 
+The options a node takes are its `__init__`'s keyword parameters (`option_schema`, with their annotations as
+types): a graph that gives one it does not declare, or a value of the wrong type, is refused before the run.
+
 A source has no inputs and implements `read()`, which returns the next payload, None at the end of the
 stream, or raises `Retry` to say "nothing now" (a stream waiting to reconnect)."""
 from __future__ import annotations
