@@ -33,9 +33,9 @@ import yaml
 from ..errors import EdgekitError
 from . import node as registry
 from .graph import FILES_IN_FLIGHT, Pipeline
-from .node import check_options, option_schema, unknown_key
+from .node import check_options, make, option_schema, unknown_key
 from .nodes.sinks import SINK_CLASSES, SINK_LOCATION_OPTIONS, sink_for
-from .nodes.sources import SOURCE_TYPES, source_for
+from .nodes.sources import SOURCE_LOCATION_OPTIONS, SOURCE_TYPES, source_for
 from .queues import POLICIES
 
 GRAPH_KEYS = ("name", "backend", "flow_limiter", "queue", "imports", "nodes", "cache")
@@ -43,7 +43,6 @@ FLOW_KEYS = ("max_in_flight", "files_in_flight", "mode")
 FLOW_MODES = ("auto", "drop", "block")
 QUEUE_KEYS = ("size", "policy")
 EDGE_KEYS = ("stream", "size", "policy")
-WIRING_KEYS = ("input", "inputs", "output", "outputs")
 BACKENDS = ("onnx", "ncnn", "mnn", "openvino", "tflite")
 SINK_TYPES = tuple(cls.kind for cls in SINK_CLASSES)
 
@@ -218,7 +217,7 @@ def build(cfg: dict | str | Path, overrides: Overrides | None = None, log=print,
         try:
             if name == src_target or kind == "source":
                 node = _from_text(name, kind, cls, o.source if name == src_target else None, spec,
-                                  source_for, SOURCE_TYPES, ("index", "url", "path"), _cli_source(o), log)
+                                  source_for, SOURCE_TYPES, SOURCE_LOCATION_OPTIONS, _cli_source(o), log)
             elif name == sink_target or kind == "sink":
                 node = _from_text(name, kind, cls, o.sinks[0] if name == sink_target else None, spec,
                                   sink_for, SINK_CLASSES, SINK_LOCATION_OPTIONS, {}, log)
@@ -284,13 +283,11 @@ def _from_text(name: str, kind: str, cls, text: str | None, spec: dict, pick, cl
     _keys(where, "option", options, [*declared, *own])
     for k, v in options.items():
         declared[k].check(where, v)
-    picked, given = pick(str(text))
-    schema = option_schema(picked)
-    taken = {k: v for k, v in {**options, **cli}.items() if k in schema and k not in given}
-    ignored = sorted(k for k in options if k not in schema)
+    node, ignored = make(name, *pick(str(text)), {**options, **cli})
+    ignored = [k for k in ignored if k in options]  # --realtime/--loop mean nothing to a camera: not worth a line
     if ignored:
-        log(f"{where}: {picked.kind} does not take {', '.join(ignored)}; ignored")
-    return picked(name, **given, **taken)
+        log(f"{where}: {node.kind} does not take {', '.join(ignored)}; ignored")
+    return node
 
 
 def _paths(spec: dict, base: Path | None) -> dict:

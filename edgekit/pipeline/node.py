@@ -161,6 +161,14 @@ def check_options(where: str, cls: type, options: dict, known_extra=()) -> None:
             raise EdgekitError(f"{where}: needs option '{opt.name}'")
 
 
+def make(name: str, cls: type, given: dict, options: dict):
+    """`cls(name, **given, **the options it declares)` -> (the node, the option names it does not take): for
+    a source or sink picked from a --source/--sink string, where some of a graph's options fit another kind."""
+    schema = option_schema(cls)
+    taken = {k: v for k, v in options.items() if k in schema and k not in given}
+    return cls(name, **given, **taken), sorted(k for k in options if k not in taken and k not in given)
+
+
 class Retry(Exception):
     """Raised by a source's read() when there is no frame now but the stream goes on (e.g. reconnecting)."""
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import EdgekitError
-from ..node import Node, option_schema, register
+from ..node import Node, make, register
 from ..outputs import output_path
 
 LOOPBACK = "127.0.0.1"
@@ -242,8 +242,8 @@ class HttpSink(Node):
         bound = f"{self.host}:{self.port}"
         if is_loopback(self.host):
             return f"viewer: {self.url()} (listening on {bound}, this machine only)"
-        what = "every interface" if self.host in ("0.0.0.0", "") else self.host
-        host = "THIS-MACHINE" if self.host in ("0.0.0.0", "") else self.host
+        every = self.host in ("0.0.0.0", "")
+        what, host = ("every interface", "THIS-MACHINE") if every else ("reachable from the network", self.host)
         return f"viewer: {self.url(host)} (listening on {bound}, {what}; the token is required)"
 
     def process(self, inputs, packet):
@@ -295,9 +295,7 @@ def sink_for(text: str) -> tuple[type, dict]:
 
 def sink_from_text(text: str, name: str = "sink", **options) -> Node:
     """A --sink string -> a sink node, with the given options that kind of sink takes."""
-    cls, given = sink_for(text)
-    schema = option_schema(cls)
-    return cls(name, **given, **{k: v for k, v in options.items() if k in schema and k not in given})
+    return make(name, *sink_for(text), options)[0]
 SINK_CLASSES = (VideoSink, JsonlSink, WindowSink, HttpSink)
 # The options a --sink string fills in itself.
 SINK_LOCATION_OPTIONS = ("path", "host", "port")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import EdgekitError
-from ..node import Retry, SourceNode, option_schema, register
+from ..node import Retry, SourceNode, make, register
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -364,7 +364,7 @@ def _probe(url: str, timeout: float) -> None:
 
 
 # The options a --source string fills in itself (the rest come from the graph's node, --set and flags).
-LOCATION_OPTIONS = ("index", "url", "path")
+SOURCE_LOCATION_OPTIONS = ("index", "url", "path")
 SOURCE_TYPES = (CameraSource, StreamSource, ImageSource, VideoSource)
 
 
@@ -387,6 +387,4 @@ def source_for(text: str) -> tuple[type, dict]:
 def source_from_text(text: str, name: str = "source", **options) -> SourceNode:
     """A --source string -> a source node, with the given options that kind of source takes (`loop` means
     nothing to a camera; the others are left out)."""
-    cls, location = source_for(text)
-    schema = option_schema(cls)
-    return cls(name, **location, **{k: v for k, v in options.items() if k in schema and k not in location})
+    return make(name, *source_for(text), options)[0]
