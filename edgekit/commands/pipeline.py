@@ -1,7 +1,10 @@
 """`edgekit pipeline GRAPH.yaml`: run a camera pipeline with per-node statistics.
 
     edgekit pipeline apps/face/graph.yaml --source samples/face.avi --sink out/face.avi --backend mnn --stats
-    edgekit pipeline apps/ocr/graph.yaml --source 0 --sink http://0.0.0.0:8080      # watch from a browser
+    edgekit pipeline apps/ocr/graph.yaml --source 0 --sink http://:8080     # watch from a browser on this machine
+    edgekit pipeline apps/ocr/graph.yaml --source 0 --sink http://0.0.0.0:8080  # from others (URL with a token)
+
+SIGTERM and SIGHUP stop a run as Ctrl-C does (outputs finalised, summary printed), exit code 128 + the signal.
 """
 from __future__ import annotations
 
@@ -13,11 +16,14 @@ def register(sub) -> None:
     p = sub.add_parser("pipeline", help="run a MediaPipe-style graph (YAML) on a camera, file or stream",
                        description="Run a pipeline graph. Sources: a camera index (0), a video file, an image "
                        "folder or pattern, an rtsp:// or http:// stream. Sinks: window (with a display), a video "
-                       "file (.avi/.mp4/.webm), jsonl:FILE, http://HOST:PORT (an MJPEG viewer for a browser).")
+                       "file (.avi/.mp4/.webm), jsonl:FILE, http://HOST:PORT (an MJPEG viewer for a browser). Files that exist are "
+                       "not overwritten without --force; the files written are listed at the end. SIGTERM/SIGHUP "
+                       "stop a run as Ctrl-C does (exit code 128 + the signal).")
     p.add_argument("graph", nargs="?", help="the graph's YAML file")
     p.add_argument("--source", help="replace the graph's source: 0, video file, image folder/pattern, stream URL")
     p.add_argument("--sink", action="append", default=[], help="replace the graph's sink (repeat for several): "
-                   "window, out.avi, jsonl:out.jsonl, http://0.0.0.0:8080")
+                   "window, out.avi, jsonl:out.jsonl, http://:8080 (127.0.0.1 only; http://0.0.0.0:8080 for every "
+                   "interface, with an access token printed in the URL)")
     p.add_argument("--backend", choices=["onnx", "ncnn", "mnn", "openvino", "tflite"],
                    help="run every model on this backend (exported once and cached; default: the graph's)")
     p.add_argument("--artifact", action="append", default=[], metavar="NODE=PATH",
@@ -37,14 +43,15 @@ def register(sub) -> None:
     p.add_argument("--stats", action="store_true", help="print live per-node statistics every second")
     p.add_argument("--trace", default=None, metavar="FILE.json", help="write a Chrome trace of node activity")
     p.add_argument("--summary-json", default=None, metavar="FILE", help="write the end-of-run summary as JSON")
+    p.add_argument("--force", action="store_true", help="overwrite output files that exist")
     p.add_argument("--list-nodes", action="store_true", help="list the registered node types and exit")
     p.set_defaults(func=main)
 
 
 def main(args) -> int:
     from ..errors import EdgekitError
-    from ..pipeline import Overrides, PipelineError, build, node_types
-    from ..pipeline.stats import format_nodes
+    from ..pipeline import Overrides, PipelineError, build, node_types, signals
+    from ..pipeline.outputs import check_outputs, output_path, stamps
 
     if args.list_nodes:
         for kind, cls in node_types().items():
@@ -66,31 +73,70 @@ def main(args) -> int:
         import yaml
 
         options[key] = yaml.safe_load(value)
+    if args.max_frames is not None and args.max_frames < 1:
+        raise EdgekitError(f"--max-frames {args.max_frames}: give a number of frames >= 1 (leave it out for all)")
+    extra = [(output_path(flag, path), flag) for flag, path in (("--summary-json", args.summary_json),
+                                                                 ("--trace", args.trace)) if path is not None]
     log = lambda msg: print(f"edgekit pipeline: {msg}", file=sys.stderr, flush=True)  # noqa: E731
     o = Overrides(source=args.source, sinks=list(args.sink), backend=args.backend, artifacts=artifacts,
                   max_in_flight=args.max_in_flight, flow=args.flow, realtime=args.realtime, loop=args.loop,
                   threads=args.threads, cache=args.cache, trace=args.trace, options=options)
     pipeline = build(args.graph, o, log=log)
+    outputs = pipeline.output_files() + extra
+    check_outputs(outputs, args.force)
     log(f"graph '{pipeline.name}': {len(pipeline.nodes)} nodes, backend {pipeline.info['backend']}")
-
-    def live(p):
-        s = p.snapshot()
-        print(f"[{s.seconds:6.1f} s] {s.frames_in} in, {s.frames_processed} processed, {s.frames_dropped} dropped, "
-              f"{s.fps:.1f} frames/s", file=sys.stderr)
-        print(format_nodes(s.nodes), file=sys.stderr, flush=True)
-
+    before = stamps(outputs)
     try:
-        summary = pipeline.run(max_frames=args.max_frames, on_stats=live if args.stats else None)
+        summary = pipeline.run(max_frames=args.max_frames, on_stats=LiveStats(sys.stderr) if args.stats else None,
+                               stop_signals=signals.DEFAULT)
+    except signals.Stopped as e:
+        log(f"stopped by {signals.name(e.signum)} while starting")
+        return signals.exit_code(e.signum)
     except PipelineError as e:
         s = pipeline.summary
         print(s.format(), file=sys.stderr)
         if e.traceback and not isinstance(e.error, EdgekitError):
             print(e.traceback.rstrip(), file=sys.stderr)
+        _finish(s, args.summary_json, outputs, before)
         raise
     print(summary.format())
+    _finish(summary, args.summary_json, outputs, before)
     if args.trace:
         print(f"trace: {args.trace} (open in chrome://tracing or https://ui.perfetto.dev)")
-    if args.summary_json:
-        with open(args.summary_json, "w") as f:
+    return signals.exit_code(pipeline.signal) if pipeline.signal else 0
+
+
+def _finish(summary, summary_json: str | None, outputs, before: dict) -> None:
+    """Write the summary JSON (a failed run's too) and list every file the run wrote."""
+    from pathlib import Path
+
+    from ..pipeline.outputs import written
+
+    if summary_json:
+        Path(summary_json).parent.mkdir(parents=True, exist_ok=True)
+        with open(summary_json, "w") as f:
             json.dump(summary.as_dict(), f, indent=2)
-    return 130 if summary.stopped_by == "interrupted" else 0
+    for path in written(outputs, before):
+        print(f"wrote {path}")
+
+
+class LiveStats:
+    """--stats: the run's line and the per-node table every second; redrawn in place (ANSI cursor up) when
+    the stream is a terminal, appended as plain lines otherwise (a log file, a pipe)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.lines = 0  # lines of the last table drawn
+
+    def __call__(self, p) -> None:
+        from ..pipeline.stats import format_nodes
+
+        s = p.snapshot()
+        text = (f"[{s.seconds:6.1f} s] {s.frames_in} in, {s.frames_processed} processed, {s.frames_dropped} "
+                f"dropped, {s.fps:.1f} frames/s\n{format_nodes(s.nodes)}")
+        if self.tty and self.lines:
+            self.stream.write(f"\x1b[{self.lines}F\x1b[J")  # back to the table's first line, clear below
+        self.stream.write(text + "\n")
+        self.stream.flush()
+        self.lines = text.count("\n") + 1

@@ -13,6 +13,7 @@ node drains and every sink finalises its file; an exception in a node stops ever
 from __future__ import annotations
 
 import collections
+import signal
 import threading
 import time
 import traceback
@@ -24,6 +25,8 @@ from .flow import FlowLimiter
 from .node import Node, Retry, SourceNode
 from .packet import EMPTY, EOS, Packet
 from .queues import EdgeQueue
+from .signals import StopSignals
+from .signals import name as signal_name
 from .stats import NodeStats, RunSummary
 from .trace import Trace
 
@@ -39,7 +42,8 @@ class PipelineError(EdgekitError):
     exit_code = 1
 
     def __init__(self, node: str, kind: str, error: BaseException, tb: str = ""):
-        super().__init__(f"node '{node}' ({kind}) failed: {type(error).__name__}: {error}")
+        why = str(error) if isinstance(error, EdgekitError) else f"{type(error).__name__}: {error}"
+        super().__init__(f"node '{node}' ({kind}) failed: {why}")
         self.node, self.kind, self.error, self.traceback = node, kind, error, tb
 
 
@@ -94,6 +98,7 @@ class Pipeline:
         self.trace = Trace(trace, time.monotonic()) if trace else None
         self.info: dict = {}  # facts nodes share (e.g. the source's fps for sinks)
         self.max_frames: int | None = None
+        self.signal: int | None = None  # the signal that stopped run() (SIGINT for Ctrl-C), if one did
         self._main_tasks: list[tuple[_Slot, Callable[[], None]]] = []
 
     # ---- building
@@ -278,36 +283,41 @@ class Pipeline:
         return self.summary
 
     def run(self, max_frames: int | None = None, on_stats: Callable[["Pipeline"], None] | None = None,
-            stats_interval: float = 1.0) -> RunSummary:
+            stats_interval: float = 1.0, stop_signals=()) -> RunSummary:
         """Start (if needed), wait for the end, close, and return the summary; raise PipelineError if a node
-        failed. Ctrl-C stops the sources and lets the graph drain (a second Ctrl-C stops it at once)."""
+        failed. Ctrl-C stops the sources and lets the graph drain (a second Ctrl-C stops it at once); so do
+        `stop_signals` (e.g. `signals.DEFAULT`: SIGTERM, SIGHUP). `self.signal` is then the signal's number
+        (SIGINT for Ctrl-C) and the summary says "stopped by SIGTERM" ("interrupted" for Ctrl-C)."""
         self.max_frames = max_frames
-        self.start()
-        interrupted = False
-        next_stats = time.monotonic() + stats_interval
-        poll = 0.015 if self._main_tasks else 0.1
-        try:
-            while True:
-                try:
-                    if self.wait(poll):
-                        break
-                    self._run_main_tasks()
-                    if on_stats and time.monotonic() >= next_stats:
-                        next_stats += stats_interval
-                        on_stats(self)
-                except KeyboardInterrupt:
-                    if interrupted:
-                        self._stop_reason = "interrupted"
-                        self._abort.set()
-                        break
-                    interrupted = True
-                    self.stop("interrupted")
-                    deadline = time.monotonic() + self.drain_timeout
-                    while not self.wait(0.1) and time.monotonic() < deadline:
-                        pass
-                    break
-        finally:
-            self.close()
+        with StopSignals(stop_signals) as sig:
+            self.start()  # a stop signal while nodes open raises signals.Stopped, as Ctrl-C raises KeyboardInterrupt
+            sig.armed = True
+            next_stats = time.monotonic() + stats_interval
+            poll = 0.015 if self._main_tasks else 0.1
+            handled, deadline = 0, None
+            try:
+                while True:
+                    try:
+                        if self.wait(poll):
+                            break
+                        if len(sig.received) > handled:
+                            handled = len(sig.received)
+                            if deadline is not None:  # a second stop: at once
+                                self._abort.set()
+                                break
+                            self.signal = sig.received[0]
+                            self.stop(signal_name(self.signal))
+                            deadline = time.monotonic() + self.drain_timeout
+                        if deadline is not None and time.monotonic() >= deadline:
+                            break
+                        self._run_main_tasks()
+                        if on_stats and time.monotonic() >= next_stats:
+                            next_stats += stats_interval
+                            on_stats(self)
+                    except KeyboardInterrupt:
+                        sig.received.append(signal.SIGINT)
+            finally:
+                self.close()
         if self._error:
             raise self._error
         return self.summary
@@ -381,6 +391,10 @@ class Pipeline:
     @property
     def error(self) -> PipelineError | None:
         return self._error
+
+    def output_files(self) -> list[tuple]:
+        """(file, "node 'x'") for every file the graph's nodes write."""
+        return [(f, f"node '{n.name}'") for n in self.nodes.values() for f in n.output_files()]
 
     def threads(self) -> list[threading.Thread]:
         return [s.thread for s in self._slots.values() if s.thread is not None and s.thread.is_alive()]

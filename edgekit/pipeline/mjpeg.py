@@ -2,11 +2,18 @@
 
 Serves `/` (an HTML page: the live stream and the pipeline's per-node statistics, refreshed every second),
 `/stream.mjpg` (multipart/x-mixed-replace JPEGs), `/frame.jpg` and `/stats.json`. `close()` stops the server
-and joins every connection thread."""
+and joins every connection thread.
+
+With a `token`, every request must carry `?token=...` (403 otherwise). At most `max_clients` connections are
+served at once; more are answered 503 and closed. A client that disconnects or stops reading for `timeout`
+seconds is dropped quietly (no traceback)."""
 from __future__ import annotations
 
+import hmac
 import json
+import socket
 import threading
+from urllib.parse import parse_qs, urlsplit
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 BOUNDARY = "edgekitframe"
@@ -14,10 +21,10 @@ BOUNDARY = "edgekitframe"
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title} - edgekit</title>
 <style>body{{font-family:sans-serif;background:#111;color:#ddd;margin:1em}}img{{max-width:100%;border:1px solid #444}}
 table{{border-collapse:collapse;margin-top:1em}}td,th{{padding:2px 10px;text-align:right}}th{{color:#9cf}}</style>
-</head><body><h3>edgekit pipeline: {title}</h3><img src="/stream.mjpg" alt="live stream">
+</head><body><h3>edgekit pipeline: {title}</h3><img src="/stream.mjpg{query}" alt="live stream">
 <div id="summary"></div><table id="nodes"></table>
 <script>
-async function tick(){{try{{const s=await (await fetch('/stats.json')).json();
+async function tick(){{try{{const s=await (await fetch('/stats.json{query}')).json();
 const f=v=>v==null?'-':v.toFixed(1);
 document.getElementById('summary').textContent=`${{s.frames_in}} frames in, ${{s.frames_processed}} processed, `+
  `${{s.frames_dropped}} dropped, ${{f(s.fps)}} frames/s, end-to-end median ${{f(s.e2e_latency_ms_median)}} ms`;
@@ -30,7 +37,13 @@ setInterval(tick,1000);tick();
 
 
 class MjpegServer:
-    def __init__(self, host: str = "127.0.0.1", port: int = 8080, stats=None, title: str = "edgekit"):
+    def __init__(self, host: str = "127.0.0.1", port: int = 8080, stats=None, title: str = "edgekit",
+                 token: str | None = None, max_clients: int = 8, timeout: float = 2.0):
+        self.token = token
+        self.max_clients = max_clients
+        self._clients: set[socket.socket] = set()
+        self._clients_lock = threading.Lock()
+        self.refused = 0  # connections answered 503 (too many clients)
         self._cond = threading.Condition()
         self._jpeg: bytes | None = None
         self._seq = 0
@@ -41,15 +54,26 @@ class MjpegServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.0"
-            timeout = 5  # a client that stops reading cannot hold close() up for long
 
             def log_message(self, *args):  # quiet
                 pass
 
+            def handle(self):
+                try:
+                    super().handle()
+                except OSError:  # the client went away or stalled: drop it
+                    self.close_connection = True
+
             def do_GET(self):
-                path = self.path.split("?")[0]
-                if path in ("/", "/index.html"):
-                    body = PAGE.format(title=server_self.title).encode()
+                url = urlsplit(self.path)
+                path = url.path
+                if server_self.token is not None and not hmac.compare_digest(
+                        (parse_qs(url.query).get("token") or [""])[0].encode(), server_self.token.encode()):
+                    self._send(403, "text/plain", b"forbidden: open the URL with ?token=... that the pipeline "
+                                                  b"printed\n")
+                elif path in ("/", "/index.html"):
+                    query = f"?token={server_self.token}" if server_self.token else ""
+                    body = PAGE.format(title=server_self.title, query=query).encode()
                     self._send(200, "text/html; charset=utf-8", body)
                 elif path == "/stats.json":
                     self._send(200, "application/json", json.dumps(server_self.stats(), default=str).encode())
@@ -94,6 +118,32 @@ class MjpegServer:
             daemon_threads = False  # close() joins the connection threads
             block_on_close = True
             allow_reuse_address = True
+            request_queue_size = 128  # a burst of connections is accepted (and answered or refused), not stalled
+
+            def process_request(self, request, client_address):
+                request.settimeout(timeout)  # a client that stalls is dropped after `timeout` seconds
+                with server_self._clients_lock:
+                    full = len(server_self._clients) >= server_self.max_clients
+                    if not full:
+                        server_self._clients.add(request)
+                if full:
+                    server_self.refused += 1
+                    try:
+                        request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+                                        b"Retry-After: 5\r\nContent-Length: 17\r\n\r\ntoo many clients\n")
+                    except OSError:
+                        pass
+                    self.shutdown_request(request)
+                    return
+                super().process_request(request, client_address)
+
+            def shutdown_request(self, request):
+                with server_self._clients_lock:
+                    server_self._clients.discard(request)
+                super().shutdown_request(request)
+
+            def handle_error(self, request, client_address):  # never a traceback for a client's doing
+                pass
 
         self._httpd = Server((host, port), Handler)
         self._httpd.timeout = 0.5
@@ -101,6 +151,12 @@ class MjpegServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
                                         name=f"edgekit-mjpeg-{self.port}", daemon=True)
         self._thread.start()
+
+    @property
+    def clients(self) -> int:
+        """Connections being served now."""
+        with self._clients_lock:
+            return len(self._clients)
 
     def publish(self, frame_bgr, quality: int = 80) -> None:
         import cv2
@@ -133,5 +189,11 @@ class MjpegServer:
         with self._cond:
             self._cond.notify_all()
         self._httpd.shutdown()
+        with self._clients_lock:  # wake handlers blocked writing to a client that does not read
+            for sock in list(self._clients):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
         self._httpd.server_close()  # joins the connection threads (they see _closing within 0.5 s)
         self._thread.join(5.0)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edgekit.errors import EdgekitError
-from edgekit.pipeline import Pipeline
+from edgekit.pipeline import Pipeline, PipelineError
 from edgekit.pipeline.mjpeg import MjpegServer
 from edgekit.pipeline.nodes.sources import ImageSource, StreamSource, VideoSource, source_from_text
 from tests.pipeline import helpers as h
@@ -90,7 +90,7 @@ def test_stream_source_reconnects_after_the_server_restarts(no_new_threads):
     cam = Camera(port)
     p = Pipeline(max_in_flight=2)
     src = p.add(StreamSource("source", url=f"http://127.0.0.1:{port}/stream.mjpg", timeout=1.0, backoff=0.05,
-                             max_backoff=0.4), outputs={"frame": "frames"})
+                             max_backoff=0.4, max_retries=0), outputs={"frame": "frames"})
     sink = p.add(h.Collect("sink"), inputs={"in": "frames"})
     p.start()
     try:
@@ -122,9 +122,13 @@ def test_stream_source_gives_up_after_max_retries(no_new_threads):
     p.add(h.Collect("sink"), inputs={"in": "frames"})
     p.source_log = []
     p.nodes["source"].log = p.source_log.append
-    s = p.run()
-    assert s.frames_in == 0 and s.stopped_by == "end of stream"
-    assert "unreachable after 3 attempts" in p.source_log[0]
+    with pytest.raises(PipelineError, match=f"source http://127.0.0.1:{port}/: connection refused; gave up after "
+                                            "3 retries"):
+        p.run()
+    s = p.summary
+    assert s.frames_in == 0 and s.stopped_by == "error in node 'source'"  # issue 12: a clear error, not an end
+    assert [m.split(": ", 1)[1].split(" in ")[0] for m in p.source_log] == [
+        f"connection refused, retry {i}/3" for i in (1, 2, 3)]
 
 
 # ---- RTSP: the real StreamSource -> OpenCV's FFmpeg -> a real RTSP server (RTP/JPEG interleaved over TCP)
@@ -203,7 +207,7 @@ def test_rtsp_source_reconnects_after_the_server_restarts(no_new_threads):
     frames = _rtsp_frames()
     server = RtspServer(frames, fps=50).start()
     p = Pipeline(max_in_flight=2)
-    src = p.add(StreamSource("source", url=server.url, timeout=1.0, backoff=0.05, max_backoff=0.4),
+    src = p.add(StreamSource("source", url=server.url, timeout=1.0, backoff=0.05, max_backoff=0.4, max_retries=0),
                 outputs={"frame": "frames"})
     sink = p.add(h.Collect("sink"), inputs={"in": "frames"})
     p.start()
@@ -277,5 +281,5 @@ def test_rtsp_source_gives_up_on_a_camera_that_never_sends(no_new_threads):
             assert p.wait(10), "the source did not give up"
         finally:
             s = p.close()
-    assert s.frames_in == 0 and s.stopped_by == "end of stream" and src.reconnects == 0
-    assert "unreachable after 2 attempts" in log[0] and server.connections == 3
+    assert s.frames_in == 0 and s.stopped_by == "error in node 'source'" and src.reconnects == 0
+    assert "gave up after 2 retries" in str(p.error) and len(log) == 2 and server.connections == 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 import threading
 from pathlib import Path
@@ -11,8 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import EdgekitError
-from ..node import Node, register
+from ..node import Node, make, register
+from ..outputs import output_path
 
+LOOPBACK = "127.0.0.1"
 FOURCC = {".avi": "MJPG", ".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".webm": "VP80", ".mkv": "MJPG"}
 
 
@@ -27,7 +30,7 @@ class VideoSink(Node):
 
     def __init__(self, name: str, path: str, fps: float | None = None, fourcc: str | None = None, **options):
         super().__init__(name, **options)
-        self.path = Path(path)
+        self.path = output_path(f"node '{name}'", path)
         self.fps = fps
         ext = self.path.suffix.lower()
         if fourcc is None and ext not in FOURCC:
@@ -36,6 +39,9 @@ class VideoSink(Node):
         self.fourcc = fourcc or FOURCC[ext]
         self._writer = None
         self.frames = 0
+
+    def output_files(self) -> list[Path]:
+        return [self.path]
 
     def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,8 +100,11 @@ class JsonlSink(Node):
 
     def __init__(self, name: str, path: str, flush: bool = True, **options):
         super().__init__(name, **options)
-        self.path, self.flush = str(path), bool(flush)
+        self.path, self.flush = (str(path) if path == "-" else str(output_path(f"node '{name}'", path))), bool(flush)
         self._f = None
+
+    def output_files(self) -> list[Path]:
+        return [] if self.path == "-" else [Path(self.path)]
 
     def open(self) -> None:
         if self.path == "-":
@@ -150,7 +159,8 @@ class WindowSink(Node):
     def open(self) -> None:
         if not has_display():
             raise EdgekitError("no display here (DISPLAY/WAYLAND_DISPLAY unset), so no window: use --sink "
-                               "http://0.0.0.0:8080 to watch from a browser, or a video file")
+                               "http://0.0.0.0:8080 to watch from a browser (it prints the URL with its access "
+                               "token), or a video file")
         if self.graph is not None:
             self.graph.on_main_thread(self, self.show)
 
@@ -184,15 +194,29 @@ class WindowSink(Node):
 class HttpSink(Node):
     """An MJPEG-over-HTTP viewer: `/` is a page with the live video and the per-node statistics, `/stream.mjpg`
     the multipart JPEG stream (any browser, VLC, or another edgekit pipeline's --source), `/frame.jpg` the
-    latest frame and `/stats.json` the statistics. Serves until the graph closes."""
+    latest frame and `/stats.json` the statistics. Serves until the graph closes.
+
+    It listens on `host` (default 127.0.0.1: this machine only). Any other address (0.0.0.0: every interface)
+    needs an access token in every URL (`?token=...`): `token:`, or one is made and printed with the URL.
+    At most `max_clients` connections at once (more get 503); a client that stops reading is dropped."""
 
     inputs = ("in",)
     outputs = ()
     is_sink = True
 
-    def __init__(self, name: str, host: str = "0.0.0.0", port: int = 8080, quality: int = 80, **options):
+    def __init__(self, name: str, host: str = LOOPBACK, port: int = 8080, quality: int = 80,
+                 token: str | None = None, max_clients: int = 8, **options):
         super().__init__(name, **options)
-        self.host, self.port, self.quality = host, int(port), int(quality)
+        self.host, self.port, self.quality = str(host or LOOPBACK), int(port), int(quality)
+        self.max_clients = int(max_clients)
+        where = f"node '{name}' (http_sink)"
+        if not 0 <= self.port <= 65535:
+            raise EdgekitError(f"{where}: port {self.port} is out of range (0-65535; 0 picks a free one)")
+        if not 1 <= self.quality <= 100:
+            raise EdgekitError(f"{where}: quality {self.quality} is out of range (1-100)")
+        if self.max_clients < 1:
+            raise EdgekitError(f"{where}: max_clients must be at least 1, not {self.max_clients}")
+        self.token = str(token) if token else (None if is_loopback(self.host) else secrets.token_urlsafe(12))
         self._server = None
 
     def open(self) -> None:
@@ -201,12 +225,26 @@ class HttpSink(Node):
         stats = (lambda: self.graph.snapshot().as_dict()) if self.graph is not None else (lambda: {})
         title = self.graph.name if self.graph is not None else "edgekit"
         try:
-            self._server = MjpegServer(self.host, self.port, stats=stats, title=title)
+            self._server = MjpegServer(self.host, self.port, stats=stats, title=title, token=self.token,
+                                       max_clients=self.max_clients)
         except OSError as e:
             raise EdgekitError(f"cannot serve on {self.host}:{self.port}: {e.strerror or e}") from None
         self.port = self._server.port
         log = (self.graph.info.get("log") if self.graph else None) or (lambda m: None)
-        log(f"viewer: http://{'127.0.0.1' if self.host in ('0.0.0.0', '') else self.host}:{self.port}/")
+        log(self.describe())
+
+    def url(self, host: str | None = None) -> str:
+        query = f"?token={self.token}" if self.token else ""
+        return f"http://{host or self.host}:{self.port}/{query}"
+
+    def describe(self) -> str:
+        """The log line: the address it really listens on, and the URL to open."""
+        bound = f"{self.host}:{self.port}"
+        if is_loopback(self.host):
+            return f"viewer: {self.url()} (listening on {bound}, this machine only)"
+        every = self.host in ("0.0.0.0", "")
+        what, host = ("every interface", "THIS-MACHINE") if every else ("reachable from the network", self.host)
+        return f"viewer: {self.url(host)} (listening on {bound}, {what}; the token is required)"
 
     def process(self, inputs, packet):
         self._server.publish(inputs["in"], self.quality)
@@ -217,19 +255,47 @@ class HttpSink(Node):
             self._server = None
 
 
-def sink_from_text(text: str, name: str = "sink") -> Node:
-    """A --sink string -> a sink node: `window`, `jsonl:FILE`, `http://HOST:PORT`, or a video file path."""
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def sink_for(text: str) -> tuple[type, dict]:
+    """A --sink string -> (the sink class, the options the string gives): `window`, `jsonl:FILE`,
+    `http://[HOST]:PORT[/?token=T]` (no host: 127.0.0.1), or a video file path."""
     if text == "window":
-        return WindowSink(name)
+        return WindowSink, {}
     if text.startswith("jsonl:"):
-        return JsonlSink(name, path=text[len("jsonl:"):])
+        return JsonlSink, {"path": text[len("jsonl:"):]}
     if text.startswith("http://"):
-        hostport = text[len("http://"):].split("/")[0]
-        host, _, port = hostport.rpartition(":")
+        from urllib.parse import parse_qs, urlsplit
+
+        u = urlsplit(text)
+        host, _, port = u.netloc.rpartition(":")
         if not port.isdigit():
-            raise EdgekitError(f"--sink {text}: write http://HOST:PORT, e.g. http://0.0.0.0:8080")
-        return HttpSink(name, host=host or "0.0.0.0", port=int(port))
+            raise EdgekitError(f"--sink {text}: write http://HOST:PORT, e.g. http://127.0.0.1:8080")
+        if not 0 <= int(port) <= 65535:
+            raise EdgekitError(f"--sink {text}: port {int(port)} is out of range (0-65535)")
+        options = {"host": host or LOOPBACK, "port": int(port)}
+        token = parse_qs(u.query).get("token")
+        if token:
+            options["token"] = token[0]
+        return HttpSink, options
     if Path(text).suffix.lower() in FOURCC:
-        return VideoSink(name, path=text)
+        return VideoSink, {"path": text}
     raise EdgekitError(f"--sink {text}: give window, jsonl:FILE, http://HOST:PORT or a video file "
                        f"({', '.join(sorted(FOURCC))})")
+
+
+def sink_from_text(text: str, name: str = "sink", **options) -> Node:
+    """A --sink string -> a sink node, with the given options that kind of sink takes."""
+    return make(name, *sink_for(text), options)[0]
+SINK_CLASSES = (VideoSink, JsonlSink, WindowSink, HttpSink)
+# The options a --sink string fills in itself.
+SINK_LOCATION_OPTIONS = ("path", "host", "port")

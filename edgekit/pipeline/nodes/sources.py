@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 
 from ...errors import EdgekitError
 from ...preprocess import IMAGE_SUFFIXES, read_image
-from ..node import Retry, SourceNode, register
+from ..node import Retry, SourceNode, make, register
 
 
 class _Pacer:
@@ -202,16 +203,21 @@ class MjpegReader:
 class StreamSource(SourceNode):
     """An rtsp:// or http(s):// stream. MJPEG over HTTP is read directly; everything else through OpenCV's
     FFmpeg (RTSP with RTP over TCP first, see `_CvReader`), with `timeout` seconds to open and to read a frame.
-    When the stream drops it reconnects with exponential backoff (`backoff` seconds doubling up to `max_backoff`);
-    after `max_retries` failed attempts in a row (0: never give up) the stream ends."""
+    When the stream cannot be reached or drops it retries with exponential backoff (`backoff` seconds doubling
+    up to `max_backoff`), logging each retry; after `max_retries` failed attempts in a row (default 5; 0: retry
+    forever) it fails with a clear error."""
 
     live = True
 
-    def __init__(self, name: str, url: str, timeout: float = 5.0, backoff: float = 0.25, max_backoff: float = 5.0,
-                 max_retries: int = 0, fps: float | None = None, **options):
+    def __init__(self, name: str, url: str, timeout: float = 5.0, backoff: float = 0.5, max_backoff: float = 5.0,
+                 max_retries: int = 5, fps: float | None = None, **options):
         super().__init__(name, **options)
         self.url, self.timeout = url, float(timeout)
         self.backoff, self.max_backoff, self.max_retries = float(backoff), float(max_backoff), int(max_retries)
+        for key in ("timeout", "backoff", "max_backoff", "max_retries"):
+            if getattr(self, key) < 0 or (key == "timeout" and not self.timeout):
+                raise EdgekitError(f"node '{name}' (stream_source): {key} must be {'> 0' if key == 'timeout' else '>= 0'}"
+                                   f", not {getattr(self, key)}")
         self.fps = fps or 30.0
         self._reader = None
         self._failures = 0
@@ -219,11 +225,13 @@ class StreamSource(SourceNode):
         self.reconnects = 0  # successful reconnections after a drop
         self.connected_once = False
         self._delivered = False  # the current connection has given a frame
-        self.log = print
+        self.log = None  # a callable for the retry lines (default: the graph's log)
 
     def open(self) -> None:
         if self.url.split("://")[0] not in ("rtsp", "http", "https", "rtmp", "udp", "tcp"):
             raise EdgekitError(f"{self.url}: not a stream URL (rtsp://, http://, ...)")
+        if self.log is None:
+            self.log = (self.graph.info.get("log") if self.graph is not None else None) or print
         self._connect()  # first attempt now, so a wrong URL is reported at once; failures are retried
 
     def _connect(self) -> bool:
@@ -246,12 +254,15 @@ class StreamSource(SourceNode):
         if self._stop.is_set():
             return None
         if self._reader is None:
+            reason = _reason(getattr(self, "_last_error", None), self.url, self.timeout)
             if self.max_retries and self._failures >= self.max_retries:
-                self.log(f"{self.name}: {self.url} unreachable after {self._failures} attempts "
-                         f"({getattr(self, '_last_error', '')}); ending the stream")
-                return None
+                raise EdgekitError(f"{self.name} {self.url}: {reason}; gave up after {self._failures} "
+                                   f"retr{'y' if self._failures == 1 else 'ies'} (max_retries: "
+                                   f"{self.max_retries}; 0 retries forever)")
             delay = min(self.max_backoff, self.backoff * (2 ** min(self._failures, 16)))
             self._failures += 1
+            self.log(f"{self.name} {self.url}: {reason}, retry {self._failures}/{self.max_retries or 'forever'} "
+                     f"in {delay:.1f} s")
             if self._stop.wait(delay):
                 return None
             if not self._connect():
@@ -284,6 +295,27 @@ class StreamSource(SourceNode):
             self._reader = None
 
 
+def _reason(e: BaseException | None, url: str, timeout: float) -> str:
+    """Why a stream could not be read, in a few words ("connection refused", "HTTP 404 Not Found")."""
+    import urllib.error
+
+    if isinstance(e, urllib.error.HTTPError):
+        return f"HTTP {e.code} {e.reason}"
+    if isinstance(e, urllib.error.URLError) and isinstance(e.reason, BaseException):
+        e = e.reason
+    elif isinstance(e, urllib.error.URLError):
+        return str(e.reason)
+    if isinstance(e, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(e, (TimeoutError, socket.timeout)):
+        return f"no answer within {timeout:g} s"
+    if isinstance(e, socket.gaierror):
+        return f"unknown host ({e.strerror})"
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror[0].lower() + e.strerror[1:]
+    return str(e) if e is not None and str(e) else "no frames"
+
+
 class _CvReader:
     def __init__(self, url: str, timeout: float):
         import cv2
@@ -298,7 +330,9 @@ class _CvReader:
         self.cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(timeout * 1000),
                                                           cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(timeout * 1000)])
         if not self.cap.isOpened():
-            raise ConnectionError(f"cannot open {url}")
+            self.cap.release()
+            _probe(url, timeout)  # says "connection refused" / "no answer" where that is why
+            raise ConnectionError("the server answered but FFmpeg could not open the stream")
 
     def read(self):
         ok, frame = self.cap.read()
@@ -310,16 +344,41 @@ class _CvReader:
         self.cap.release()
 
 
-def source_from_text(text: str, name: str = "source", **extra) -> SourceNode:
-    """A --source string -> a source node: `0` (camera), a video file, a folder/pattern of images, a URL."""
+def _probe(url: str, timeout: float) -> None:
+    """Raise the socket error if nothing accepts a TCP connection at the URL's host and port."""
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    try:
+        port = u.port or {"rtsp": 554, "rtmp": 1935}.get(u.scheme)
+    except ValueError:
+        raise ConnectionError(f"bad port in {url}") from None
+    if u.hostname and port and u.scheme in ("rtsp", "rtmp", "tcp"):
+        socket.create_connection((u.hostname, port), timeout=timeout).close()
+
+
+# The options a --source string fills in itself (the rest come from the graph's node, --set and flags).
+SOURCE_LOCATION_OPTIONS = ("index", "url", "path")
+SOURCE_TYPES = (CameraSource, StreamSource, ImageSource, VideoSource)
+
+
+def source_for(text: str) -> tuple[type, dict]:
+    """A --source string -> (the source class, its location option): `0` (camera), a video file, a folder or
+    pattern of images, a stream URL."""
     text = str(text)
     if text.isdigit():
-        return CameraSource(name, index=int(text))
+        return CameraSource, {"index": int(text)}
     if "://" in text:
-        return StreamSource(name, url=text, **{k: v for k, v in extra.items() if k in ("fps",)})
+        return StreamSource, {"url": text}
     p = Path(text)
     if p.is_dir() or any(c in text for c in "*?[") or p.suffix.lower() in IMAGE_SUFFIXES:
-        return ImageSource(name, path=text, **{k: v for k, v in extra.items() if k in ("loop", "realtime", "fps")})
+        return ImageSource, {"path": text}
     if not p.exists():
         raise EdgekitError(f"--source {text}: no such file, folder, camera index or URL")
-    return VideoSource(name, path=text, **{k: v for k, v in extra.items() if k in ("loop", "realtime", "fps")})
+    return VideoSource, {"path": text}
+
+
+def source_from_text(text: str, name: str = "source", **options) -> SourceNode:
+    """A --source string -> a source node, with the given options that kind of source takes (`loop` means
+    nothing to a camera; the others are left out)."""
+    return make(name, *source_for(text), options)[0]
