@@ -71,3 +71,38 @@ def test_a_recipe_can_be_forced_and_an_unknown_one_is_refused(tmp_path, conv_mod
     with pytest.raises(EdgekitError, match="mnn has no recipe 'fast'; its ladder: default, raw"):
         edgekit.export(conv_model, target="mnn", out=tmp_path / "b", input_shapes=["x:1x3x16x16"], recipe="fast")
     assert not (tmp_path / "b").exists()
+
+
+def gelu_model(path):
+    """A conv followed by GELU written with Erf, as transformers and PP-OCRv6 export it."""
+    rng = np.random.default_rng(0)
+    inits = [onnx.numpy_helper.from_array(rng.normal(0, 0.5, (8, 3, 3, 3)).astype(np.float32), "w"),
+             onnx.numpy_helper.from_array(np.array(2 ** -0.5, np.float32), "r2"),
+             onnx.numpy_helper.from_array(np.array(1.0, np.float32), "one"),
+             onnx.numpy_helper.from_array(np.array(0.5, np.float32), "half")]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Mul", ["c", "r2"], ["s"], name="scale"),
+             helper.make_node("Erf", ["s"], ["e"], name="erf"),
+             helper.make_node("Add", ["e", "one"], ["a"], name="add"),
+             helper.make_node("Mul", ["c", "a"], ["m"], name="mul"),
+             helper.make_node("Mul", ["m", "half"], ["y"], name="gelu")]
+    g = helper.make_graph(nodes, "gelu", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    return save(m, path)
+
+
+def test_erf_gelu_climbs_to_the_rung_that_avoids_flex_ops(tmp_path):
+    """onnx2tf lowers Erf to FlexErf, which LiteRT cannot run: the artifact is refused before it is written,
+    naming the op, and the ladder's pseudo-erf rung (onnx2tf -rtpo Erf) gives a correct builtin-only model."""
+    model = gelu_model(tmp_path / "gelu.onnx")
+    (raw,) = edgekit.export(model, target="tflite", out=tmp_path / "raw", recipe="raw")
+    assert not raw.ok and "TensorFlow Select ops that LiteRT cannot run: FlexErf (from ONNX Erf)" in raw.error
+    assert not (tmp_path / "raw").exists() or not any((tmp_path / "raw").iterdir())
+    (r,) = edgekit.export(model, target="tflite", out=tmp_path / "out")
+    assert r.ok and r.recipe == "pseudo-erf", r.attempts
+    assert min(o.cosine for o in r.manifest.verification.outputs) >= 0.9999
+    from edgekit.backends.tflite import select_tf_ops
+
+    assert select_tf_ops(r.path / "model.tflite") == []

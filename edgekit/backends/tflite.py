@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import ConversionError
 from ..manifest import Precision, TensorSpec
 from ..subproc import run_tool, tail
-from .base import Backend, Converted, Runner, dist_version, restore_output
+from .base import Backend, Converted, Recipe, Runner, dist_version, restore_output
 
 CALIBRATION_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
 
@@ -24,8 +24,13 @@ class TfliteRunner(Runner):
         super().__init__(manifest, folder, threads)
         from ai_edge_litert.interpreter import Interpreter
 
-        self.interpreter = Interpreter(str(manifest.file(folder, "model")), num_threads=threads or None)
-        self.interpreter.allocate_tensors()
+        path = manifest.file(folder, "model")
+        try:
+            self.interpreter = Interpreter(str(path), num_threads=threads or None)
+            self.interpreter.allocate_tensors()
+        except (RuntimeError, ValueError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ConversionError("tflite", f"LiteRT cannot load {path.name}: {first[:300]}") from None
         ins = {d["name"]: d["index"] for d in self.interpreter.get_input_details()}
         outs = {d["name"]: d["index"] for d in self.interpreter.get_output_details()}
         self._in = [(s, ins[s.backend_name]) for s in self.inputs]
@@ -66,6 +71,9 @@ class TfliteBackend(Backend):
     runtime_modules = ("ai_edge_litert.interpreter",)
     # onnx2tf rejects onnxslim's `@` node names; reshape-static folds shape-computed Reshapes it mistranslates
     passes = ("simplify", "sanitize-names", "reshape-static")
+    extra_rungs = (Recipe("pseudo-erf", passes, (("onnx2tf", "-rtpo Erf"),),
+                          "onnx2tf lowers Erf (GELU in transformers, PP-OCRv6) to FlexErf, which LiteRT cannot run; "
+                          "-rtpo Erf makes it emit builtin ops instead"),)
     dynamic = False
     dynamic_why = "onnx2tf needs static input shapes to lay out NHWC and fold shape computations"
 
@@ -76,7 +84,8 @@ class TfliteBackend(Backend):
         work = options.workdir
         shutil.copyfile(onnx_path, work / "model.onnx")
         np.save(work / CALIBRATION_FILE, calibration_images(options.calibration))
-        proc = run_tool([sys.executable, "-m", "onnx2tf", "-i", "model.onnx", "-o", "saved", "-n"], cwd=work)
+        extra = options.converter.get("onnx2tf", "").split()  # a recipe's onnx2tf flags
+        proc = run_tool([sys.executable, "-m", "onnx2tf", "-i", "model.onnx", "-o", "saved", "-n", *extra], cwd=work)
         which = "float16" if options.precision == "fp16" else "float32"
         produced = work / "saved" / f"model_{which}.tflite"
         if proc.returncode != 0 or not produced.is_file():
@@ -86,6 +95,10 @@ class TfliteBackend(Backend):
             raise ConversionError("tflite", f"onnx2tf failed{where} (exit {proc.returncode})",
                                   tail(_strip_ansi(proc.stdout)))
         shutil.copyfile(produced, outdir / "model.tflite")
+        flex = select_tf_ops(outdir / "model.tflite")
+        if flex:
+            raise ConversionError("tflite", f"onnx2tf emitted TensorFlow Select ops that LiteRT cannot run: "
+                                  f"{', '.join(flex)} (from ONNX {', '.join(sorted({f[4:] for f in flex}))})")
         ins, outs = map_io(outdir / "model.tflite", inputs, outputs)
         settings = {"delegate": "XNNPACK (LiteRT default)"}
         return Converted(files={"model": "model.tflite"}, inputs=ins, outputs=outs,
@@ -112,6 +125,15 @@ def calibration_images(calibration: dict | None) -> np.ndarray:
     from ..preprocess import synthetic_image
 
     return np.stack([synthetic_image(128, 128, seed=i) for i in range(20)]).astype(np.float32) / 255.0
+
+
+def select_tf_ops(tflite_path) -> list[str]:
+    """The Flex (select TensorFlow) ops a .tflite needs: LiteRT's interpreter has no Flex delegate, so
+    `allocate_tensors` would fail on them ("Select TensorFlow op(s) ... not supported")."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    ops = Interpreter(str(tflite_path))._get_ops_details()
+    return sorted({o["op_name"] for o in ops if str(o.get("op_name", "")).startswith("Flex")})
 
 
 def map_io(tflite_path, inputs: list[TensorSpec], outputs: list[TensorSpec]):
