@@ -43,10 +43,13 @@ FAMILIES = {
     "crnn": (F.crnn, F.crnn_inputs, None, None),
     "vad": (F.streaming_vad, F.streaming_vad_inputs, "freeze-inputs", _freeze16),
     "quantized": (F.quantized_speech_encoder, F.speech_encoder_inputs, "dequantize-dynamic", None),
+    "quantized-pooled": (lambda: F.quantized_speech_encoder(lstm=False), F.speech_encoder_inputs,
+                         "dequantize-dynamic", None),
     "focus": (F.focus_detector, F.focus_inputs, "strided-slice", None),
     "subsample": (F.strided_subsample, F.strided_subsample_inputs, "strided-slice", None),
     "gelu": (F.gelu_mlp, F.gelu_mlp_inputs, "erf-gelu", None),
     "gelu-torch": (lambda: F.gelu_mlp(form="torch"), F.gelu_mlp_inputs, "erf-gelu", None),
+    "erf-cdf": (F.gaussian_cdf_head, F.gaussian_cdf_inputs, "erf-gelu", None),
 }
 
 
@@ -76,7 +79,8 @@ def export_row(model, feeds, fmt, passes, work: Path):
         data.append(p)
     start = time.perf_counter()
     (r,) = export(path, target=fmt, out=work / "out", passes=passes, data=data, force=True, keep_inaccurate=True)
-    return {"status": r.status, "cosine": worst_cosine(r.manifest), "error": first_line(r.error),
+    maxabs = max(o.max_abs for o in r.manifest.verification.outputs) if r.manifest else None
+    return {"status": r.status, "cosine": worst_cosine(r.manifest), "max_abs": maxabs, "error": first_line(r.error),
             "seconds": round(time.perf_counter() - start, 1), "via": "export",
             "passes_applied": r.manifest.passes if r.manifest else None}
 
@@ -133,8 +137,48 @@ def direct_row(model, feeds, fmt, passes, work: Path):
     return row
 
 
+def rtpo_row(model, feeds, work: Path) -> dict:
+    """onnx2tf's own answer to FlexErf, `-rtpo Erf` (replace Erf by Abramowitz-Stegun 7.1.26 in TF ops), run
+    directly (edgekit's TFLite backend does not pass the flag) and checked against ONNX Runtime like export."""
+    import subprocess
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgekit.harness import compare
+    from tests.onnx.passes._helpers import ort_run
+
+    start = time.perf_counter()
+    onnx.save(model, str(work / "model.onnx"))
+    proc = subprocess.run([sys.executable, "-m", "onnx2tf", "-i", "model.onnx", "-o", "saved", "-n", "-rtpo", "Erf"],
+                          cwd=work, capture_output=True, text=True)
+    tfl = work / "saved" / "model_float32.tflite"
+    if not tfl.is_file():
+        return {"status": "failed", "error": first_line(proc.stdout[-300:]), "via": "onnx2tf -rtpo Erf",
+                "seconds": round(time.perf_counter() - start, 1)}
+    names = [o.name for o in model.graph.output]
+    refs, outs = [], []
+    for f in feeds:
+        it = Interpreter(model_path=str(tfl))
+        it.allocate_tensors()
+        (inp,) = it.get_input_details()
+        it.set_tensor(inp["index"], next(iter(f.values())))
+        it.invoke()
+        (out,) = it.get_output_details()
+        outs.append({names[0]: it.get_tensor(out["index"])})
+        refs.append({names[0]: ort_run(model, f)[0]})
+    checks = compare.compare_outputs(refs, outs, dict(compare.DEFAULT_TOLERANCES["fp32"]))
+    return {"status": "ok" if all(c.passed for c in checks) else "inaccurate", "via": "onnx2tf -rtpo Erf",
+            "cosine": float(min(c.cosine for c in checks)), "max_abs": float(max(c.max_abs for c in checks)),
+            "error": None, "seconds": round(time.perf_counter() - start, 1)}
+
+
 def measure(family: str, fmt: str, variant: str) -> dict:
     build, inputs, fam_pass, transform = FAMILIES[family]
+    if variant == "rtpo":
+        if fmt != "tflite" or fam_pass != "erf-gelu":
+            return {"status": "n/a", "error": "-rtpo Erf is an onnx2tf flag, measured on the Erf families"}
+        with tempfile.TemporaryDirectory(prefix=f"opfam-{family}-rtpo-") as d:
+            return rtpo_row(build(), [inputs(seed) for seed in range(2)], Path(d))
     model = build()
     feeds = [inputs(seed) for seed in range(2)]
     passes = {"raw": [], "default": None}.get(variant)

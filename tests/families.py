@@ -147,40 +147,47 @@ def streaming_vad_inputs(seed=0, sr=16000, n=512, hidden=16) -> dict:
 
 # --- dynamically quantized Conv1d + MatMul + LSTM (onnxruntime.quantization.quantize_dynamic) -----------------
 
-def float_speech_encoder(t=8, feat=16, hidden=16, classes=4) -> onnx.ModelProto:
+def float_speech_encoder(t=8, feat=16, hidden=16, classes=4, lstm: bool = True) -> onnx.ModelProto:
     """x[1,16,T] (filterbank frames) -> Conv1d k3 -> Relu -> [T,1,24] -> MatMul 24->32 -> Relu -> LSTM(16)
-    -> linear on the last hidden state -> logits [1,4]. The float model quantize_dynamic starts from."""
+    -> linear on the last hidden state -> logits [1,4]. The float model quantize_dynamic starts from.
+    `lstm=False`: mean over time instead of the LSTM (a keyword-spotting-style pooled encoder)."""
     rng = np.random.default_rng(12)
     W, R, B = _lstm_weights(rng, 1, hidden, 32)
     inits = [_f("conv_w", rng.normal(0, 0.3, (24, feat, 3))), _f("conv_b", rng.normal(0, 0.1, 24)),
              _f("proj_w", rng.normal(0, 0.3, (24, 32))), _f("proj_b", rng.normal(0, 0.1, 32)),
              _f("lstm_W", W), _f("lstm_R", R), _f("lstm_B", B), _i("h_shape", [1, hidden]),
-             _f("cls_w", rng.normal(0, 0.5, (hidden, classes))), _f("cls_b", rng.normal(0, 0.1, classes))]
+             _f("cls_w", rng.normal(0, 0.5, (hidden if lstm else 32, classes))),
+             _f("cls_b", rng.normal(0, 0.1, classes))]
     nodes = [helper.make_node("Conv", ["x", "conv_w", "conv_b"], ["c"], name="conv", pads=[1, 1]),
              helper.make_node("Relu", ["c"], ["cr"], name="conv_relu"),
              helper.make_node("Transpose", ["cr"], ["seq"], name="frames_first", perm=[2, 0, 1]),
              helper.make_node("MatMul", ["seq", "proj_w"], ["pm"], name="proj"),
              helper.make_node("Add", ["pm", "proj_b"], ["pa"], name="proj_bias"),
-             helper.make_node("Relu", ["pa"], ["pr"], name="proj_relu"),
-             helper.make_node("LSTM", ["pr", "lstm_W", "lstm_R", "lstm_B"], ["Y", "hT"], name="lstm",
-                              hidden_size=hidden),
-             helper.make_node("Reshape", ["hT", "h_shape"], ["h2"], name="h_flat"),
-             helper.make_node("MatMul", ["h2", "cls_w"], ["cm"], name="cls"),
-             helper.make_node("Add", ["cm", "cls_b"], ["logits"], name="cls_bias")]
+             helper.make_node("Relu", ["pa"], ["pr"], name="proj_relu")]
+    if lstm:
+        nodes += [helper.make_node("LSTM", ["pr", "lstm_W", "lstm_R", "lstm_B"], ["Y", "hT"], name="lstm",
+                                   hidden_size=hidden),
+                  helper.make_node("Reshape", ["hT", "h_shape"], ["h2"], name="h_flat")]
+    else:
+        inits = [i for i in inits if not i.name.startswith("lstm_") and i.name != "h_shape"]
+        nodes.append(helper.make_node("ReduceMean", ["pr"], ["h2"], name="pool", axes=[0], keepdims=0))
+    nodes += [helper.make_node("MatMul", ["h2", "cls_w"], ["cm"], name="cls"),
+              helper.make_node("Add", ["cm", "cls_b"], ["logits"], name="cls_bias")]
     graph = helper.make_graph(nodes, "speech_encoder", [helper.make_tensor_value_info("x", F32, [1, feat, t])],
                               [helper.make_tensor_value_info("logits", F32, [1, classes])], inits)
     return _model(graph, opset=13)
 
 
-def quantized_speech_encoder(weight_type: str = "QUInt8") -> onnx.ModelProto:
+def quantized_speech_encoder(weight_type: str = "QUInt8", lstm: bool = True) -> onnx.ModelProto:
     """float_speech_encoder through quantize_dynamic: Conv -> DynamicQuantizeLinear + ConvInteger (+ Cast, Mul,
     Add), MatMul -> DynamicQuantizeLinear + MatMulInteger (+ Cast, Mul), LSTM -> com.microsoft
-    DynamicQuantizeLSTM."""
+    DynamicQuantizeLSTM (int8 weights, [D, I, 4H]). QUInt8 weights: ONNX Runtime's CPU ConvInteger has no
+    int8-weight kernel."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with tempfile.TemporaryDirectory() as d:
         src, dst = Path(d) / "f.onnx", Path(d) / "q.onnx"
-        onnx.save(float_speech_encoder(), str(src))
+        onnx.save(float_speech_encoder(lstm=lstm), str(src))
         quantize_dynamic(str(src), str(dst), weight_type=getattr(QuantType, weight_type))
         return onnx.load(str(dst))
 
@@ -304,3 +311,30 @@ def strided_subsample() -> onnx.ModelProto:
 
 def strided_subsample_inputs(seed=0) -> dict:
     return {"x": np.random.default_rng(seed).uniform(-1, 1, (1, 4, 12, 10)).astype(np.float32)}
+
+
+# --- Erf outside a GELU: a Gaussian-CDF score head ---------------------------------------------------------------
+
+def gaussian_cdf_head(n=8, dim=16) -> onnx.ModelProto:
+    """x[8,16] -> Linear 16->2 (mean, log-sigma) -> P(z <= 0.5) = 0.5 (1 + erf((0.5 - mu) / (sigma sqrt 2))):
+    an Erf that is not a GELU (probabilistic regression / calibration heads)."""
+    rng = np.random.default_rng(16)
+    inits = [_f("w", rng.normal(0, 0.4, (dim, 2))), _f("b", [0.0, -0.5]), _i("split", [1, 1]),
+             _f("thr", 0.5), _f("sqrt2", np.sqrt(2.0)), _f("one", 1.0), _f("halfc", 0.5)]
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m"], name="fc"),
+             helper.make_node("Add", ["m", "b"], ["p"], name="fc_bias"),
+             helper.make_node("Split", ["p", "split"], ["mu", "logsig"], name="split", axis=1),
+             helper.make_node("Exp", ["logsig"], ["sig"], name="sigma"),
+             helper.make_node("Sub", ["thr", "mu"], ["d"], name="centre"),
+             helper.make_node("Mul", ["sig", "sqrt2"], ["den"], name="scale"),
+             helper.make_node("Div", ["d", "den"], ["z"], name="z"),
+             helper.make_node("Erf", ["z"], ["e"], name="erf"),
+             helper.make_node("Add", ["e", "one"], ["e1"], name="add1"),
+             helper.make_node("Mul", ["e1", "halfc"], ["cdf"], name="cdf")]
+    graph = helper.make_graph(nodes, "gaussian_cdf_head", [helper.make_tensor_value_info("x", F32, [n, dim])],
+                              [helper.make_tensor_value_info("cdf", F32, [n, 1])], inits)
+    return _model(graph)
+
+
+def gaussian_cdf_inputs(seed=0, n=8, dim=16) -> dict:
+    return {"x": np.random.default_rng(seed).normal(0, 1, (n, dim)).astype(np.float32)}

@@ -21,6 +21,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+RSQRT2 = np.float32(0.70710677)  # 1 / sqrt 2 in fp32, as TensorFlow's GELU fusion expects
 # erf(x) ~= x * P(x^2) / Q(x^2), |x| <= 4 (beyond, erf is +-1 in fp32): Eigen's generic_fast_erf_float
 ALPHA = (-1.60960333262415e-02, -2.95459980854025e-03, -7.34990630326855e-04, -5.69250639462346e-05,
          -2.10102402082508e-06, 2.77068142495902e-08, -2.72614225801306e-10)  # x^1, x^3, ..., x^13 (times x)
@@ -35,7 +36,8 @@ def run(model: onnx.ModelProto) -> tuple[onnx.ModelProto, bool]:
         return model, False
     ctx = _Ctx(g)
     for erf in erfs:
-        _polynomial(ctx, erf)
+        if not _gelu(ctx, erf):
+            _polynomial(ctx, erf)
     _remove_dead(g)
     return model, True
 
@@ -77,6 +79,63 @@ class _Ctx:
         self.g.initializer.append(t)
         self.inits[name] = t
         return name
+
+
+def _other(node, name):
+    """The other input of a binary node that has `name` as one input."""
+    if len(node.input) != 2 or name not in node.input:
+        return None
+    return node.input[1] if node.input[0] == name else node.input[0]
+
+
+def _gelu(ctx, erf) -> bool:
+    """Match x / sqrt 2 or x * (1 / sqrt 2) -> Erf -> + 1 -> times x and 0.5 (either order, 0.5 on x or on the
+    product, operands either way round) and write it in the form TensorFlow's converter fuses into GELU."""
+    pre = ctx.producer.get(erf.input[0])
+    if pre is None or ctx.only_user(erf.input[0]) is not erf or pre.op_type not in ("Mul", "Div"):
+        return False
+    x = None
+    for cand in pre.input:
+        k = ctx.scalar(_other(pre, cand) or "")
+        if k is None:
+            continue
+        if (pre.op_type == "Div" and pre.input[0] == cand and abs(k - np.sqrt(2)) < 1e-6) or \
+                (pre.op_type == "Mul" and abs(k - 1 / np.sqrt(2)) < 1e-6):
+            x = cand
+    if x is None:
+        return False
+    add = ctx.only_user(erf.output[0])
+    if add is None or add.op_type != "Add" or ctx.scalar(_other(add, erf.output[0]) or "") != 1.0:
+        return False
+    m1 = ctx.only_user(add.output[0])
+    if m1 is None or m1.op_type != "Mul":
+        return False
+    y = _other(m1, add.output[0])
+    if y == x:  # (x * (1 + erf)) * 0.5
+        m2 = ctx.only_user(m1.output[0])
+        if m2 is None or m2.op_type != "Mul" or ctx.scalar(_other(m2, m1.output[0]) or "") != 0.5:
+            return False
+        last, other = m2, m1
+    else:  # (0.5 * x) * (1 + erf), or (x * 0.5) * (1 + erf)
+        hx = ctx.producer.get(y)
+        if hx is None or hx.op_type != "Mul" or x not in hx.input or ctx.scalar(_other(hx, x) or "") != 0.5 \
+                or ctx.only_user(y) is not m1:
+            return False
+        last, other = m1, hx
+    base = erf.name or "gelu"
+    s, e, a, h = (ctx.fresh(f"{base}_{t}") for t in ("scaled", "erf", "add", "half"))
+    nodes = [helper.make_node("Mul", [x, ctx.const(f"{base}_rsqrt2", RSQRT2)], [s], name=f"{base}_gelu_scale"),
+             helper.make_node("Erf", [s], [e], name=f"{base}_gelu_erf"),
+             helper.make_node("Add", [e, ctx.const(f"{base}_one", 1.0)], [a], name=f"{base}_gelu_add"),
+             helper.make_node("Mul", [x, ctx.const(f"{base}_halfc", 0.5)], [h], name=f"{base}_gelu_half"),
+             helper.make_node("Mul", [h, a], [last.output[0]], name=f"{base}_gelu_mul")]
+    idx = list(ctx.g.node).index(pre)  # x is ready there, and whatever reads the result comes later
+    for old in (last, other, add, erf, pre):
+        ctx.g.node.remove(old)
+    for k, nd in enumerate(nodes):
+        ctx.g.node.insert(idx + k, nd)
+    ctx.refresh()
+    return True
 
 
 def _polynomial(ctx, erf) -> None:
