@@ -4,8 +4,9 @@
 
 Each family model (tests/families.py) is exported with `edgekit.export` three ways: `raw` (passes=[]: the
 converter sees the shape-fixed model untouched), `default` (passes=None: what the backend declares today) and
-`pass` (the family's rewrite; `pass+default` adds the default list after it). The streaming VAD model's family
-pass is `freeze-inputs` with sr=16000, applied to the model file before export (it takes values, which the
+`pass` (the family's rewrites; `pass+default` adds the default list after them), and for the Erf families on
+tflite `rtpo` (onnx2tf's own `-rtpo Erf`, run directly). The streaming VAD model's family passes start with
+`freeze-inputs` with sr=16000, applied to the model before export (it takes values, which the
 export flow's pass list cannot pass), and its 0-d `sr` input makes export.py crash while stacking calibration
 data (`np.concatenate` of 0-d arrays): for those rows the converter is called directly
 (`backends.get(fmt).convert`), loaded and compared with ONNX Runtime the same way (`via: backend.convert`).
@@ -38,18 +39,18 @@ def _freeze16(model):
     return freeze_inputs.run(model, {"sr": 16000})[0]
 
 
-# name -> (builder, inputs(seed), family pass, pre-export model transform for the `pass` variant)
+# name -> (builder, inputs(seed), the family's passes, pre-export model transform for the `pass` variants)
 FAMILIES = {
-    "crnn": (F.crnn, F.crnn_inputs, None, None),
-    "vad": (F.streaming_vad, F.streaming_vad_inputs, "freeze-inputs", _freeze16),
-    "quantized": (F.quantized_speech_encoder, F.speech_encoder_inputs, "dequantize-dynamic", None),
+    "crnn": (F.crnn, F.crnn_inputs, ["rnn-unroll"], None),
+    "vad": (F.streaming_vad, F.streaming_vad_inputs, ["freeze-inputs", "rnn-unroll"], _freeze16),
+    "quantized": (F.quantized_speech_encoder, F.speech_encoder_inputs, ["dequantize-dynamic", "rnn-unroll"], None),
     "quantized-pooled": (lambda: F.quantized_speech_encoder(lstm=False), F.speech_encoder_inputs,
-                         "dequantize-dynamic", None),
-    "focus": (F.focus_detector, F.focus_inputs, "strided-slice", None),
-    "subsample": (F.strided_subsample, F.strided_subsample_inputs, "strided-slice", None),
-    "gelu": (F.gelu_mlp, F.gelu_mlp_inputs, "erf-gelu", None),
-    "gelu-torch": (lambda: F.gelu_mlp(form="torch"), F.gelu_mlp_inputs, "erf-gelu", None),
-    "erf-cdf": (F.gaussian_cdf_head, F.gaussian_cdf_inputs, "erf-gelu", None),
+                         ["dequantize-dynamic"], None),
+    "focus": (F.focus_detector, F.focus_inputs, ["strided-slice"], None),
+    "subsample": (F.strided_subsample, F.strided_subsample_inputs, ["strided-slice"], None),
+    "gelu": (F.gelu_mlp, F.gelu_mlp_inputs, ["erf-gelu"], None),
+    "gelu-torch": (lambda: F.gelu_mlp(form="torch"), F.gelu_mlp_inputs, ["erf-gelu"], None),
+    "erf-cdf": (F.gaussian_cdf_head, F.gaussian_cdf_inputs, ["erf-gelu"], None),
 }
 
 
@@ -175,7 +176,7 @@ def rtpo_row(model, feeds, work: Path) -> dict:
 def measure(family: str, fmt: str, variant: str) -> dict:
     build, inputs, fam_pass, transform = FAMILIES[family]
     if variant == "rtpo":
-        if fmt != "tflite" or fam_pass != "erf-gelu":
+        if fmt != "tflite" or fam_pass != ["erf-gelu"]:
             return {"status": "n/a", "error": "-rtpo Erf is an onnx2tf flag, measured on the Erf families"}
         with tempfile.TemporaryDirectory(prefix=f"opfam-{family}-rtpo-") as d:
             return rtpo_row(build(), [inputs(seed) for seed in range(2)], Path(d))
@@ -183,16 +184,12 @@ def measure(family: str, fmt: str, variant: str) -> dict:
     feeds = [inputs(seed) for seed in range(2)]
     passes = {"raw": [], "default": None}.get(variant)
     if variant in ("pass", "pass+default"):
-        if fam_pass is None:
-            return {"status": "n/a", "error": "no family pass"}
-        if transform is not None:
-            model = transform(model)  # freeze-inputs: applied before export, it takes values
-            passes = [] if variant == "pass" else None
-        else:
-            from edgekit.onnx import passes as passes_mod
+        from edgekit.onnx import passes as passes_mod
 
-            passes = [fam_pass] + ([] if variant == "pass" else
-                                   [p for p in passes_mod.plan([fmt]) if p != fam_pass])
+        names = [p for p in fam_pass if p != "freeze-inputs"]  # freeze-inputs takes values: applied below
+        if transform is not None:
+            model = transform(model)
+        passes = names + ([] if variant == "pass" else [p for p in passes_mod.plan([fmt]) if p not in names])
     zero_d = any(not i.type.tensor_type.shape.dim for i in model.graph.input)
     with tempfile.TemporaryDirectory(prefix=f"opfam-{family}-{fmt}-") as d:
         work = Path(d)
@@ -218,6 +215,7 @@ def main(argv=None):
             for variant in args.variants.split(","):
                 row = measure(family, fmt, variant)
                 row["pass"] = FAMILIES[family][2] if variant.startswith("pass") else None
+                row["exported_passes"] = None if variant in ("raw", "rtpo") else row.get("passes_applied")
                 results.setdefault(family, {}).setdefault(fmt, {})[variant] = row
                 cos = row.get("cosine")
                 print(f"{family:10s} {fmt:9s} {variant:13s} {row['status']:10s} "

@@ -14,6 +14,7 @@ import onnx
 REGISTRY = {
     "freeze-inputs": "freeze_inputs",  # run(model, values); without values it changes nothing
     "dequantize-dynamic": "dequantize_dynamic",
+    "rnn-unroll": "rnn_unroll",
     "simplify": "simplify",
     "sanitize-names": "sanitize_names",
     "pad-mode": "pad_mode",

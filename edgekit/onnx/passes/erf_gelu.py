@@ -1,20 +1,25 @@
-"""Rewrite every `Erf` into builtin arithmetic: erf(x) = x P(x^2) / Q(x^2) on x clipped to [-4, 4] (Clip, Mul, Add,
-Div), the rational approximation Eigen and TensorFlow use for float erf.
+"""Give onnx2tf an `Erf` that TFLite can run with builtin ops: a GELU in any of the usual spellings becomes the one
+TensorFlow's converter fuses into TFLite's builtin GELU, and any other `Erf` becomes a rational approximation in
+builtin arithmetic (Clip, Mul, Add, Div): erf(x) = x P(x^2) / Q(x^2) on x clipped to [-4, 4], the float erf of
+Eigen and TensorFlow.
 
 Why: onnx2tf lowers ONNX `Erf` to `tf.math.erf`, which TFLite has only as the select-TF op `FlexErf`; LiteRT's
 interpreter cannot run it ("Select TensorFlow op(s) ... not supported"), so transformers (GELU), PP-OCRv6 and
-anything else with an Erf fail on TFLite. onnx2tf has a GELU fusion (Div by 1.4142135 -> Erf -> Add 1 -> Mul
--> Mul 0.5 -> tf.nn.gelu), but it compares the fp32 constant with the Python float 1.4142135, which never holds
-for an fp32 model: measured, even torch.onnx's exact sequence still gives FlexErf. onnx2tf's `-rtpo Erf` flag
-replaces Erf by Abramowitz-Stegun 7.1.26 (sign(x) (1 - poly(t) exp(-x^2))); it is a converter flag (edgekit's
-TFLite backend does not pass it), and in fp32 the `1 - ...` cancels near 0: measured max abs error 5.3e-7 at
-x ~ 0.04, a relative error of 1e-5 there.
+anything else with an Erf fail on TFLite. Measured (onnx2tf 1.29.24, TF 2.19): torch.onnx's GELU
+`Div(x, 1.4142135) -> Erf -> Add 1 -> Mul x -> Mul 0.5` gives FlexErf (onnx2tf's own GELU match compares the fp32
+constant with the Python float 1.4142135, which never holds), and so does an Erf outside a GELU; the spelling
+`Mul(x, 0.70710677) -> Erf -> Add 1`, `Mul(x, 0.5)`, product gives TFLite's builtin GELU (opcode 150),
+erf-exact. onnx2tf's flag `-rtpo Erf` replaces every Erf by Abramowitz-Stegun 7.1.26
+(sign(x) (1 - poly(t) exp(-x^2))); it also gives cosine 1.0 on these models, but it is a converter flag
+(edgekit's TFLite backend does not pass it), it turns GELUs into ~20 ops instead of one, and in fp32 its
+`1 - ...` cancels near 0 (max abs error 5.3e-7 at x ~ 0.04, a relative error of 1e-5 there).
 
-Exactness: measured in fp32 on ONNX Runtime against math.erf over [-6, 6] and down to 1e-30, the rational
-form is within 4.2e-7 absolute and 4.2e-7 relative everywhere (about 3.5 ulp; ORT's own Erf is within 5.7e-8),
-better than A&S 7.1.26 in fp32 (5.3e-7 absolute, 1e-5 relative near 0) and far better than GELU's tanh form (a
-different function, up to ~5e-4 away from erf-GELU). Beyond |x| = 4, erf(x) rounds to +-1 in fp32, which the
-clip gives. The same ops run on every backend, so the pass is harmless elsewhere."""
+Exactness: the GELU rewrite computes 0.5 x (1 + erf(x / sqrt 2)), the function every matched spelling
+computes; they differ only in fp32 rounding (x * 0.70710677 vs x / 1.4142135, the order of the products).
+The rational erf, measured in fp32 on ONNX Runtime against math.erf over [-6, 6] and down to 1e-30, is within
+4.2e-7 absolute and 4.2e-7 relative everywhere (about 3.5 ulp; ORT's own Erf: 5.7e-8); beyond |x| = 4 erf
+rounds to +-1 in fp32, which the clip gives. GELU's tanh form would be a different function (up to ~5e-4
+away from erf-GELU), so it is not used. The rewritten ops run on every backend."""
 from __future__ import annotations
 
 import numpy as np
