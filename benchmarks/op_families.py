@@ -5,7 +5,10 @@
 Each family model (tests/families.py) is exported with `edgekit.export` three ways: `raw` (passes=[]: the
 converter sees the shape-fixed model untouched), `default` (passes=None: what the backend declares today) and
 `pass` (the family's rewrites; `pass+default` adds the default list after them), and for the Erf families on
-tflite `rtpo` (onnx2tf's own `-rtpo Erf`, run directly). The streaming VAD model's family passes start with
+tflite `rtpo` (onnx2tf's own `-rtpo Erf`, run directly); `pass-ref` applies the rewrites to the model before
+export, so verification compares with ONNX Runtime on the rewritten model (for dequantize-dynamic, whose
+result is the float model: it shows the converter is exact, apart from the activation quantization that
+separates the rewrite from its quantized source). The streaming VAD model's family passes start with
 `freeze-inputs` with sr=16000, applied to the model before export (it takes values, which the
 export flow's pass list cannot pass), and its 0-d `sr` input makes export.py crash while stacking calibration
 data (`np.concatenate` of 0-d arrays): for those rows the converter is called directly
@@ -39,8 +42,15 @@ def _freeze16(model):
     return freeze_inputs.run(model, {"sr": 16000})[0]
 
 
+def _freeze_k3(model):
+    from edgekit.onnx.passes import freeze_inputs
+
+    return freeze_inputs.run(model, {"k": 3})[0]
+
+
 # name -> (builder, inputs(seed), the family's passes, pre-export model transform for the `pass` variants)
 FAMILIES = {
+    "scalar": (F.scalar_gain, F.scalar_gain_inputs, ["freeze-inputs"], _freeze_k3),
     "crnn": (F.crnn, F.crnn_inputs, ["rnn-unroll"], None),
     "vad": (F.streaming_vad, F.streaming_vad_inputs, ["freeze-inputs", "rnn-unroll"], _freeze16),
     "quantized": (F.quantized_speech_encoder, F.speech_encoder_inputs, ["dequantize-dynamic", "rnn-unroll"], None),
@@ -190,6 +200,13 @@ def measure(family: str, fmt: str, variant: str) -> dict:
         if transform is not None:
             model = transform(model)
         passes = names + ([] if variant == "pass" else [p for p in passes_mod.plan([fmt]) if p not in names])
+    if variant == "pass-ref":  # the family's rewrites applied to the model itself: the reference is the rewrite
+        from edgekit.onnx import passes as passes_mod
+
+        if transform is not None:
+            model = transform(model)
+        model, _ = passes_mod.apply(model, [p for p in fam_pass if p != "freeze-inputs"])
+        passes = []
     zero_d = any(not i.type.tensor_type.shape.dim for i in model.graph.input)
     with tempfile.TemporaryDirectory(prefix=f"opfam-{family}-{fmt}-") as d:
         work = Path(d)
@@ -215,7 +232,7 @@ def main(argv=None):
             for variant in args.variants.split(","):
                 row = measure(family, fmt, variant)
                 row["pass"] = FAMILIES[family][2] if variant.startswith("pass") else None
-                row["exported_passes"] = None if variant in ("raw", "rtpo") else row.get("passes_applied")
+                row["exported_passes"] = None if variant in ("raw", "rtpo", "pass-ref") else row.get("passes_applied")
                 results.setdefault(family, {}).setdefault(fmt, {})[variant] = row
                 cos = row.get("cosine")
                 print(f"{family:10s} {fmt:9s} {variant:13s} {row['status']:10s} "

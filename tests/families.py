@@ -338,3 +338,20 @@ def gaussian_cdf_head(n=8, dim=16) -> onnx.ModelProto:
 
 def gaussian_cdf_inputs(seed=0, n=8, dim=16) -> dict:
     return {"x": np.random.default_rng(seed).normal(0, 1, (n, dim)).astype(np.float32)}
+
+
+# --- a 0-d int64 input used as a number ---------------------------------------------------------------------------
+
+def scalar_gain() -> onnx.ModelProto:
+    """x[1,4,8,8] * Cast(k), k a 0-d int64 input (a gain, a step count, a sample rate used arithmetically)."""
+    nodes = [helper.make_node("Cast", ["k"], ["kf"], name="cast", to=TensorProto.FLOAT),
+             helper.make_node("Mul", ["x", "kf"], ["y"], name="gain")]
+    graph = helper.make_graph(nodes, "scalar_gain", [helper.make_tensor_value_info("x", F32, [1, 4, 8, 8]),
+                                                     helper.make_tensor_value_info("k", TensorProto.INT64, [])],
+                              [helper.make_tensor_value_info("y", F32, [1, 4, 8, 8])])
+    return _model(graph, opset=13)
+
+
+def scalar_gain_inputs(seed=0) -> dict:
+    return {"x": np.random.default_rng(seed).uniform(-1, 1, (1, 4, 8, 8)).astype(np.float32),
+            "k": np.array(3, np.int64)}

@@ -5,7 +5,9 @@ Why: models with a scalar control input — silero-VAD's 0-d int64 sample rate `
 choosing the 16 kHz or 8 kHz front end — break converters that have no scalar inputs or no control flow:
 pnnx exits 255 on a 0-d input (DESIGN §10: "scalar inputs are not supported"); MNN converts the `If` but cannot
 infer the shape of its output ("Compute Shape Error for features"), so every output comes back 0x0x0x0;
-onnx2tf and ncnn have no general `If`. A deployment runs at one sample rate, so the input is a constant that
+onnx2tf fails at the If ("onnx2tf failed at node front_end"). (export.py also crashes on a 0-d input before any
+converter runs, stacking calibration samples with np.concatenate.) Freezing fixes the If on every format;
+what remains of silero-like models is their LSTM (see rnn_unroll.py). A deployment runs at one sample rate, so the input is a constant that
 needs its real value, not a generated one.
 
 Exact: the frozen input is an initializer with the given value (cast to the input's dtype and shape); a node

@@ -7,7 +7,8 @@ states it converts, but the runtime cannot size the loop's outputs and returns 0
 an ONNX LSTM into ncnn's LSTM layer only in torch.onnx's exact surroundings (Y followed by Squeeze(1), or by
 Transpose(0,2,1,3) + Reshape(0,0,-1), and exactly one or all three outputs used); anything else (a CRNN that
 goes batch-first, a streaming model that reads Y_h and Y_c) stays a raw `LSTM` line without parameters that
-ncnn refuses ("layer load_param LSTM failed"). Recurrent models on the edge run short fixed windows (a text
+ncnn refuses ("layer load_param LSTM failed"); onnx2tf fails on the CRNN's bidirectional LSTM node. Measured on
+tests/families.py's CRNN, unrolled: ncnn, MNN, TFLite and OpenVINO all match ONNX Runtime (cosine 1.0). Recurrent models on the edge run short fixed windows (a text
 line's columns, a 32 ms audio chunk), so the unrolled graph is small, and it uses only ops every converter
 maps.
 

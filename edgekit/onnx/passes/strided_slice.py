@@ -21,7 +21,11 @@ elements a, a+s, ..., a+(n-1)s lie at offset r = a mod s inside the n blocks of 
 so Slice(axis k, [a - r, a - r + n*s)) -> Reshape [N, prod(d1..d_{k-1}), n, s*B] (B = prod of the axes after
 k) -> Slice(last axis, [r*B, (r+1)*B)) -> Reshape to the output shape selects exactly those elements, with at
 most 4-D tensors (ncnn's limit, batch included). Axes sliced with step 1 in the same node stay in a Slice.
-A slice whose blocks would run past the end of the axis, a negative step, or a dynamic shape is left alone."""
+A slice whose blocks would run past the end of the axis, a negative step, or a dynamic shape is left alone.
+
+For ncnn only: MNN, OpenVINO and onnx2tf run strided slices as they are (the Focus detector verifies raw on all
+three), and onnx2tf's NCHW->NHWC bookkeeping does not follow the general rewrite's block reshapes (measured:
+"onnx2tf failed at node subsample_blocks2")."""
 from __future__ import annotations
 
 import numpy as np
