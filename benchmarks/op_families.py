@@ -52,6 +52,7 @@ def _freeze_k3(model):
 FAMILIES = {
     "scalar": (F.scalar_gain, F.scalar_gain_inputs, ["freeze-inputs"], _freeze_k3),
     "crnn": (F.crnn, F.crnn_inputs, ["rnn-unroll"], None),
+    "crnn-torch": (lambda: F.crnn(form="torch"), F.crnn_inputs, ["rnn-unroll"], None),
     "vad": (F.streaming_vad, F.streaming_vad_inputs, ["freeze-inputs", "rnn-unroll"], _freeze16),
     "quantized": (F.quantized_speech_encoder, F.speech_encoder_inputs, ["dequantize-dynamic", "rnn-unroll"], None),
     "quantized-pooled": (lambda: F.quantized_speech_encoder(lstm=False), F.speech_encoder_inputs,

@@ -37,16 +37,18 @@ def _lstm_weights(rng, dirs, hidden, inp, scale=0.3):
 
 # --- CRNN: conv stack -> sequence -> bidirectional LSTM -> linear -> softmax ---------------------------------
 
-def crnn(h=8, w=32, classes=10, hidden=8) -> onnx.ModelProto:
+def crnn(h=8, w=32, classes=10, hidden=8, form: str = "batch-first") -> onnx.ModelProto:
     """x[1,1,8,32] (a grey text line) -> 2x (Conv3x3 -> Relu -> MaxPool) -> [1,8,2,16] -> columns as a sequence
-    [T=16,1,16] -> bidirectional LSTM (hidden 8) -> [1,T,16] -> linear -> softmax over `classes` (CTC-style)."""
+    [T=16,1,16] -> bidirectional LSTM (hidden 8) -> [1,T,16] -> linear -> softmax over `classes` (CTC-style).
+    `form`: how Y [T,2,1,H] becomes [1,T,2H]: "batch-first" Transpose(2,0,1,3) + Reshape([1,T,2H]); "torch"
+    as torch.onnx writes nn.LSTM(bidirectional): Transpose(0,2,1,3) + Reshape([0,0,-1]) + Transpose(1,0,2)."""
     rng = np.random.default_rng(10)
     t, feat = w // 2, 8 * (h // 4)
     W, R, B = _lstm_weights(rng, 2, hidden, feat)
     inits = [_f("c1_w", rng.normal(0, 0.5, (4, 1, 3, 3))), _f("c1_b", rng.normal(0, 0.1, 4)),
              _f("c2_w", rng.normal(0, 0.3, (8, 4, 3, 3))), _f("c2_b", rng.normal(0, 0.1, 8)),
              _i("seq_shape", [t, 1, feat]), _f("lstm_W", W), _f("lstm_R", R), _f("lstm_B", B),
-             _i("out_shape", [1, t, 2 * hidden]),
+             _i("out_shape", [1, t, 2 * hidden]) if form != "torch" else _i("torch_shape", [0, 0, -1]),
              _f("fc_w", rng.normal(0, 0.5, (2 * hidden, classes))), _f("fc_b", rng.normal(0, 0.1, classes))]
     nodes = [helper.make_node("Conv", ["x", "c1_w", "c1_b"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
              helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
@@ -59,9 +61,13 @@ def crnn(h=8, w=32, classes=10, hidden=8) -> onnx.ModelProto:
              helper.make_node("Reshape", ["cols", "seq_shape"], ["seq"], name="seq"),
              helper.make_node("LSTM", ["seq", "lstm_W", "lstm_R", "lstm_B"], ["Y"], name="bilstm",
                               hidden_size=hidden, direction="bidirectional"),
-             # Y [T,2,1,H] -> [1,T,2,H] -> [1,T,2H]
-             helper.make_node("Transpose", ["Y"], ["Yt"], name="batch_first", perm=[2, 0, 1, 3]),
-             helper.make_node("Reshape", ["Yt", "out_shape"], ["feat"], name="merge_dirs"),
+             *([helper.make_node("Transpose", ["Y"], ["Yt"], name="dirs_last", perm=[0, 2, 1, 3]),
+                helper.make_node("Reshape", ["Yt", "torch_shape"], ["Ym"], name="merge_dirs"),
+                helper.make_node("Transpose", ["Ym"], ["feat"], name="batch_first", perm=[1, 0, 2])]
+               if form == "torch" else
+               # Y [T,2,1,H] -> [1,T,2,H] -> [1,T,2H]
+               [helper.make_node("Transpose", ["Y"], ["Yt"], name="batch_first", perm=[2, 0, 1, 3]),
+                helper.make_node("Reshape", ["Yt", "out_shape"], ["feat"], name="merge_dirs")]),
              helper.make_node("MatMul", ["feat", "fc_w"], ["mm"], name="fc"),
              helper.make_node("Add", ["mm", "fc_b"], ["logits"], name="fc_bias"),
              helper.make_node("Softmax", ["logits"], ["prob"], name="softmax", axis=-1)]

@@ -6,7 +6,9 @@ to compute LSTM") for every LSTM without initial states, forward, reverse or bid
 states it converts, but the runtime cannot size the loop's outputs and returns 0x0x0x0 tensors. pnnx turns
 an ONNX LSTM into ncnn's LSTM layer only in torch.onnx's exact surroundings (Y followed by Squeeze(1), or by
 Transpose(0,2,1,3) + Reshape(0,0,-1), and exactly one or all three outputs used); anything else (a CRNN that
-goes batch-first, a streaming model that reads Y_h and Y_c) stays a raw `LSTM` line without parameters that
+goes batch-first, a streaming model that reads Y_h and Y_c, and torch's own bidirectional form once onnxslim
+has folded its size-1 Transposes and Reshape(0,0,-1) into one Reshape — the simplify pass does exactly that, so
+a CRNN that loads from raw pnnx stops loading after normalisation) stays a raw `LSTM` line without parameters that
 ncnn refuses ("layer load_param LSTM failed"); onnx2tf fails on the CRNN's bidirectional LSTM node. Measured on
 tests/families.py's CRNN, unrolled: ncnn, MNN, TFLite and OpenVINO all match ONNX Runtime (cosine 1.0). Recurrent models on the edge run short fixed windows (a text
 line's columns, a 32 ms audio chunk), so the unrolled graph is small, and it uses only ops every converter

@@ -83,3 +83,15 @@ def test_crnn_fails_raw_and_converts_unrolled(tmp_path, fmt, raw_error):
     fixed = export_one(families.crnn(), fmt, tmp_path, passes=["rnn-unroll"])
     assert fixed.ok, fixed.error
     assert min(o.cosine for o in fixed.manifest.verification.outputs) >= 0.9999
+
+
+def test_simplify_hides_torchs_lstm_pattern_from_pnnx_and_unrolling_restores_ncnn(tmp_path):
+    """The issue's report: torch.onnx's bidirectional LSTM (Y -> Transpose(0,2,1,3) -> Reshape(0,0,-1)) loads in
+    ncnn from raw pnnx, but onnxslim folds the size-1 transposes and the Reshape into one Reshape, pnnx no longer
+    recognises nn.LSTM and ncnn refuses the parameterless LSTM line. Unrolled after simplify, it verifies."""
+    model = families.crnn(form="torch")
+    assert export_one(model, "ncnn", tmp_path, passes=[]).ok
+    slim = export_one(families.crnn(form="torch"), "ncnn", tmp_path, passes=["simplify"])
+    assert not slim.ok and "cannot load" in slim.error, slim.error
+    fixed = export_one(families.crnn(form="torch"), "ncnn", tmp_path, passes=["simplify", "rnn-unroll"])
+    assert fixed.ok, fixed.error
