@@ -12,12 +12,17 @@ import onnx
 
 # name -> module under edgekit.onnx.passes; order is the order they run in
 REGISTRY = {
+    "freeze-inputs": "freeze_inputs",  # run(model, values); without values it changes nothing
+    "dequantize-dynamic": "dequantize_dynamic",
+    "rnn-unroll": "rnn_unroll",
     "simplify": "simplify",
     "sanitize-names": "sanitize_names",
     "pad-mode": "pad_mode",
     "depth-to-space-crd": "depth_to_space_crd",
     "fp16-weight-range": "fp16_weight_range",
     "reshape-static": "reshape_static",
+    "strided-slice": "strided_slice",
+    "erf-gelu": "erf_gelu",
 }
 
 def ordered(names) -> list[str]:
