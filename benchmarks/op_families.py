@@ -79,7 +79,7 @@ def worst_cosine(manifest) -> float | None:
 
 def export_row(model, feeds, fmt, passes, work: Path):
     """edgekit.export on `model` with `passes`; verification on `feeds` (a list of input dicts)."""
-    from edgekit.export import export
+    from edgekit import export
 
     path = work / "model.onnx"
     onnx.save(model, str(path))
@@ -95,58 +95,6 @@ def export_row(model, feeds, fmt, passes, work: Path):
     return {"status": r.status, "cosine": worst_cosine(r.manifest), "max_abs": maxabs, "error": first_line(r.error),
             "seconds": round(time.perf_counter() - start, 1), "via": "export",
             "passes_applied": r.manifest.passes if r.manifest else None}
-
-
-def direct_row(model, feeds, fmt, passes, work: Path):
-    """What export does, minus its calibration stacking (which crashes on 0-d inputs): normalise, convert,
-    load, compare with ONNX Runtime on the original model."""
-    from edgekit import backends
-    from edgekit.backends.base import ConvertOptions
-    from edgekit.backends.onnxruntime import OrtRunner
-    from edgekit.errors import ConversionError
-    from edgekit.export import Reference, verify
-    from edgekit.harness import compare
-    from edgekit.manifest import Manifest
-    from edgekit.onnx import inspect
-    from edgekit.onnx import passes as passes_mod
-
-    start = time.perf_counter()
-    ins, outs = inspect.graph_inputs(model), inspect.graph_outputs(model)
-    names = {s.name for s in ins}
-    feeds = [{n: v for n, v in f.items() if n in names} for f in feeds]
-    ref = OrtRunner(Manifest("onnx", {}, {}, ins, outs, None), None, None, model_bytes=model.SerializeToString())
-    reference = Reference(feeds, [ref(f) for f in feeds], "family inputs")
-    for spec in outs:
-        spec.shape = list(reference.outputs[0][spec.name].shape)
-        spec.dtype = reference.outputs[0][spec.name].dtype.name
-    plan = passes_mod.plan([fmt]) if passes is None else list(passes)
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    normalized, applied = passes_mod.apply(copy, plan)
-    path = work / "normalized.onnx"
-    onnx.save(normalized, str(path))
-    backend = backends.get(fmt)
-    out_dir, wd = work / "artifact", work / "wd"
-    out_dir.mkdir()
-    wd.mkdir()
-    calibration = {k: (np.stack if v.ndim == 0 else np.concatenate)([f[k] for f in feeds]) for k, v in feeds[0].items()}
-    row = {"via": "backend.convert", "passes_applied": applied, "cosine": None}
-    try:
-        conv = backend.convert(path, out_dir, ins, outs, ConvertOptions(precision="fp32", workdir=wd,
-                                                                         calibration=calibration))
-        manifest = Manifest(format=fmt, files=conv.files, source={}, inputs=conv.inputs, outputs=conv.outputs,
-                            precision=conv.precision)
-        runner = backend.load(out_dir, manifest)
-        v = verify(runner, reference, dict(compare.DEFAULT_TOLERANCES["fp32"]), "fp32")
-        row.update(status="ok" if v.passed else "inaccurate", cosine=float(min(o.cosine for o in v.outputs)),
-                   error=None if v.passed else "wrong against ONNX Runtime: " + "; ".join(
-                       f"{o.name} cosine {o.cosine:.6f} max abs {o.max_abs:.3g}" for o in v.outputs if not o.passed))
-    except ConversionError as e:
-        row.update(status="failed", error=first_line(f"{e}"), log=first_line((e.log_tail or "")[-300:]))
-    except Exception as e:
-        row.update(status="failed", error=first_line(f"{type(e).__name__}: {e}"))
-    row["seconds"] = round(time.perf_counter() - start, 1)
-    return row
 
 
 def rtpo_row(model, feeds, work: Path) -> dict:
@@ -195,12 +143,12 @@ def measure(family: str, fmt: str, variant: str) -> dict:
     feeds = [inputs(seed) for seed in range(2)]
     passes = {"raw": [], "default": None}.get(variant)
     if variant in ("pass", "pass+default"):
-        from edgekit.onnx import passes as passes_mod
+        from edgekit import backends
 
         names = [p for p in fam_pass if p != "freeze-inputs"]  # freeze-inputs takes values: applied below
         if transform is not None:
             model = transform(model)
-        passes = names + ([] if variant == "pass" else [p for p in passes_mod.plan([fmt]) if p not in names])
+        passes = names + ([] if variant == "pass" else [p for p in list(backends.get(fmt).passes) if p not in names])
     if variant == "pass-ref":  # the family's rewrites applied to the model itself: the reference is the rewrite
         from edgekit.onnx import passes as passes_mod
 
@@ -208,11 +156,8 @@ def measure(family: str, fmt: str, variant: str) -> dict:
             model = transform(model)
         model, _ = passes_mod.apply(model, [p for p in fam_pass if p != "freeze-inputs"])
         passes = []
-    zero_d = any(not i.type.tensor_type.shape.dim for i in model.graph.input)
     with tempfile.TemporaryDirectory(prefix=f"opfam-{family}-{fmt}-") as d:
         work = Path(d)
-        if zero_d:
-            return direct_row(model, feeds, fmt, passes, work)
         try:
             return export_row(model, feeds, fmt, passes, work)
         except Exception as e:  # an EdgekitError before conversion

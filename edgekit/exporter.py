@@ -24,6 +24,7 @@ from .errors import EdgekitError, ModelError
 from .fsutil import atomic_dir, check_destination, sha256
 from .harness import compare
 from .harness import inputs as inputs_mod
+from .harness.reference import freeze
 from .manifest import Manifest, OutputCheck, Preprocessing, TensorSpec, Verification, file_checksums
 from .onnx import inspect
 from .onnx import passes as passes_mod
@@ -109,7 +110,7 @@ def export(model: str | Path, target: str = "all", *, out: str | Path | None = N
            input_shapes: dict | list | None = None, precision: str | None = None, dynamic: bool = False,
            data: list | None = None, samples: int = 2, preprocessing: Preprocessing | None = None,
            labels: list[str] | None = None, tolerances: dict | None = None, passes: list[str] | None = None,
-           recipe: str | None = None, force: bool = False, keep_workdir: bool = False, keep_inaccurate: bool = False,
+           recipe: str | None = None, const: dict | list | None = None, force: bool = False, keep_workdir: bool = False, keep_inaccurate: bool = False,
            progress: Callable[[str, str], None] | None = None) -> list[ExportResult]:
     """Convert an ONNX model to every format of a target and verify each artifact against ONNX Runtime.
 
@@ -134,6 +135,9 @@ def export(model: str | Path, target: str = "all", *, out: str | Path | None = N
             None (default): each backend's conversion ladder, rung by rung, keeping the first artifact that
             converts and verifies.
         recipe: force one rung of each backend's ladder by name ("default", "raw", ...).
+        const: inputs that are constant in deployment, frozen to their value before converting
+            (["sr=16000"] or {"sr": 16000}); `If` branches on them fold away, and they leave the artifact's
+            inputs (a 0-d sample-rate input, a mode flag).
         force: replace existing artifacts.
         keep_workdir: keep each converter's scratch folder (its path is in the result).
         keep_inaccurate: keep an artifact that converted but failed verification, marked failing, for
@@ -162,6 +166,9 @@ def export(model: str | Path, target: str = "all", *, out: str | Path | None = N
         backends.get(fmt).require(convert=True)
     ladders = {fmt: _ladder(backends.get(fmt), passes, recipe) for fmt in plan.formats}
     original = load_model(model_path)
+    frozen = parse_const(const, original)
+    if frozen:
+        original = freeze(original, frozen)
     shapes = resolve_input_shapes(original, input_shapes or {})
     verify_shapes = [shapes]
     if dynamic:
@@ -178,7 +185,7 @@ def export(model: str | Path, target: str = "all", *, out: str | Path | None = N
     reference = None
     for vs in verify_shapes:  # one reference per verification shape (two or more for a dynamic export)
         at = [TensorSpec(s.name, s.dtype, list(vs[s.name])) for s in ins]
-        ref = _reference(original, at, data, preprocessing, samples, progress)
+        ref = _reference(original, model_path.name, at, data, preprocessing, samples, progress, set(frozen))
         if len(verify_shapes) > 1:
             ref.source = f"at {', '.join('x'.join(map(str, d)) for d in vs.values())}: {ref.source}"
         reference = ref if reference is None else Reference(
@@ -194,6 +201,8 @@ def export(model: str | Path, target: str = "all", *, out: str | Path | None = N
     options = {"target": target, "precision": precision, "input_shapes": shapes, "threads": plan.threads}
     if dynamic:
         options["dynamic"] = True
+    if frozen:
+        options["const"] = {k: v.tolist() for k, v in frozen.items()}
 
     results = []
     with tempfile.TemporaryDirectory(prefix="edgekit-") as scratch:
@@ -412,11 +421,45 @@ def _copy(spec):
     return replace(spec, shape=list(spec.shape))
 
 
-def _reference(original, ins, data, preprocessing, samples, progress) -> Reference:
+def _reference(original, name, ins, data, preprocessing, samples, progress, frozen=frozenset()) -> Reference:
     feeds, what = inputs_mod.make_samples(ins, data, preprocessing, max(samples, 1))
+    feeds = [{k: v for k, v in f.items() if k not in frozen} for f in feeds]  # data may still hold a const input
     progress("*", "running the ONNX Runtime reference")
-    ref = reference_runner(original)
-    return Reference(feeds, [ref(f) for f in feeds], what, [[list(v.shape) for v in f.values()] for f in feeds])
+    ref = reference_runner(original, name=name)
+    try:
+        outputs = [ref(f) for f in feeds]
+    except EdgekitError:
+        raise
+    except Exception as e:  # ONNX Runtime refusing these inputs: a constant input may need its real value
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        scalars = [s.name for s in ins if not s.shape]
+        raise EdgekitError(f"ONNX Runtime cannot run the model on {what} ({first}); give real inputs with "
+                           f"{spell('data', 'FILES')}" + (f", or freeze an input that is constant in deployment "
+                           f"with {spell('const', (scalars[0] if scalars else 'NAME') + '=VALUE')}")) from None
+    return Reference(feeds, outputs, what, [[list(v.shape) for v in f.values()] for f in feeds])
+
+
+def parse_const(const: dict | list | None, model: onnx.ModelProto) -> dict:
+    """["sr=16000", "mode=1,0"] or {"sr": 16000} -> {input name: array in the input's dtype}."""
+    if not const:
+        return {}
+    items = dict(c.split("=", 1) if "=" in c else (c, None) for c in const) if isinstance(const, list) else const
+    specs = {s.name: s for s in inspect.graph_inputs(model)}
+    out = {}
+    for name, value in items.items():
+        if name not in specs:
+            raise EdgekitError(f"{spell('const', f'{name}=...')}: the model has no input '{name}'; its inputs: "
+                               f"{', '.join(specs)}")
+        if value is None or value == "":
+            raise EdgekitError(f"{spell('const', f'{name}=VALUE')}: give the value the input has in deployment")
+        try:
+            parsed = [float(v) for v in value.split(",")] if isinstance(value, str) else value
+            arr = np.asarray(parsed, dtype=specs[name].dtype)
+        except (TypeError, ValueError):
+            raise EdgekitError(f"{spell('const', f'{name}={value}')}: not a number or a comma list of numbers") \
+                from None
+        out[name] = arr.reshape(()) if arr.size == 1 and not specs[name].shape else arr
+    return out
 
 
 def verify(runner, reference: Reference, tol: dict, precision: str) -> Verification:

@@ -6,6 +6,7 @@ every backend (the path, the thread count, the device the backend supports, the 
 the backend's own `load` only builds its runner."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import onnx
@@ -82,7 +83,22 @@ def reference(model: onnx.ModelProto, threads: int | None = None, name: str = "m
 
     manifest = Manifest("onnx", {"model": name}, {"file": name}, inspect.graph_inputs(model),
                         inspect.graph_outputs(model), Precision())
-    return OrtRunner(manifest, folder, threads, model_bytes=model.SerializeToString())
+    try:
+        return OrtRunner(manifest, folder, threads, model_bytes=model.SerializeToString())
+    except Exception as e:  # ONNX Runtime refusing the model itself: say what it is about
+        raise EdgekitError(f"{name}: ONNX Runtime cannot load the model: {_why_ort_refuses(model, e)}") from None
+
+
+def _why_ort_refuses(model: onnx.ModelProto, error: Exception) -> str:
+    custom = sorted({(n.domain, n.op_type, n.name) for n in model.graph.node
+                     if n.domain not in ("", "ai.onnx", "ai.onnx.ml", "com.microsoft")})
+    if custom:
+        domain, op, node = custom[0]
+        return (f"op {op} (node {node}) is in the custom domain '{domain}'; ONNX Runtime needs that domain's "
+                "custom-op library, and the converters cannot translate it: replace the op, or export the model "
+                "without it")
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", first)[:300]
 
 
 def _check_device(fmt: str, device: str, path: Path) -> None:

@@ -57,7 +57,9 @@ def test_a_model_no_rung_converts_names_every_rung_and_leaves_nothing(tmp_path):
     assert "Traceback" not in proc.stdout + proc.stderr
     ncnn, ov = json.loads((tmp_path / "r.json").read_text())
     assert ov["status"] == "ok" and ov["conversions"] == 1
-    assert ncnn["status"] == "failed" and [a["recipe"] for a in ncnn["attempts"]] == ["default", "raw"]
+    tried = [a["recipe"] for a in ncnn["attempts"] if a["status"] != "skipped"]
+    assert ncnn["status"] == "failed" and tried == ["default", "raw"] and ncnn["conversions"] == 2
+    assert ncnn["attempts"][-1]["error"] == "the same model as recipe default"  # rewrites changed nothing
     for rung in ("recipe default:", "recipe raw:"):
         assert rung in ncnn["error"]
     assert "Hardmax (ONNX node hardmax; ncnn layer" in ncnn["error"] and "another format" in ncnn["error"]
@@ -95,13 +97,14 @@ def gelu_model(path):
 
 def test_erf_gelu_climbs_to_the_rung_that_avoids_flex_ops(tmp_path):
     """onnx2tf lowers Erf to FlexErf, which LiteRT cannot run: the artifact is refused before it is written,
-    naming the op, and the ladder's pseudo-erf rung (onnx2tf -rtpo Erf) gives a correct builtin-only model."""
+    naming the op, and the ladder climbs to its rewrites rung (erf-gelu: the GELU form TensorFlow fuses into
+    its builtin GELU), which gives a correct builtin-only model; -rtpo Erf stays as the last rung."""
     model = gelu_model(tmp_path / "gelu.onnx")
     (raw,) = edgekit.export(model, target="tflite", out=tmp_path / "raw", recipe="raw")
     assert not raw.ok and "TensorFlow Select ops that LiteRT cannot run: FlexErf (from ONNX Erf)" in raw.error
     assert not (tmp_path / "raw").exists() or not any((tmp_path / "raw").iterdir())
     (r,) = edgekit.export(model, target="tflite", out=tmp_path / "out")
-    assert r.ok and r.recipe == "pseudo-erf", r.attempts
+    assert r.ok and r.recipe == "rewrites" and "erf-gelu" in r.manifest.passes, r.attempts
     assert min(o.cosine for o in r.manifest.verification.outputs) >= 0.9999
     from edgekit.backends.tflite import select_tf_ops
 

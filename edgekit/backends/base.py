@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BackendMissing, EdgekitError
+from ..errors import BackendMissing, ConversionError, EdgekitError
 from ..manifest import Manifest, Precision, TensorSpec, format_shape
 
 
@@ -213,8 +213,8 @@ def restore_output(arr: np.ndarray, spec: TensorSpec, fmt: str) -> np.ndarray:
     want = spec.shape
     if want and all(isinstance(d, int) for d in want) and list(arr.shape) != want:
         if arr.size != math.prod(want):  # math.prod: np.prod costs ~5 us per call on a list
-            raise EdgekitError(f"{fmt}: output '{spec.name}' has shape {format_shape(list(arr.shape))}, "
-                               f"cannot be the ONNX shape {format_shape(want)}")
+            raise ConversionError(fmt, f"output '{spec.name}' has shape {format_shape(list(arr.shape))}, "
+                                       f"cannot be the ONNX shape {format_shape(want)}")
         arr = arr.reshape(want)
     elif want and arr.ndim == len(want) - 1 and spec.batch == "dropped":
         arr = arr[None]

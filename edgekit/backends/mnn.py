@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import ConversionError
 from ..manifest import Precision, TensorSpec
 from ..subproc import run_tool, tail
-from .base import Backend, Converted, Runner, dist_version, restore_output
+from .base import Backend, Converted, Recipe, Runner, dist_version, restore_output
 
 CONVERT = """
 import sys, _tools
@@ -82,6 +82,9 @@ class MnnBackend(Backend):
     runtime = "MNN"
     extra = "mnn"
     runtime_modules = ("MNN",)
+    extra_rungs = (Recipe("rewrites", ("simplify", "rnn-unroll", "dequantize-dynamic"), (),
+                          "op-family rewrites: LSTM/GRU unrolled (MNN's converter crashes on LSTM, or its runtime "
+                          "gives 0x0x0x0 outputs with state), dynamic quantization as float (no ConvInteger)"),)
     requires = ("MNN",)
     converter_requires = ("_tools",)
 

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import BackendMissing, ConversionError, EdgekitError
 from ..manifest import Precision, TensorSpec
 from ..subproc import run_tool, tail
-from .base import Backend, Converted, Runner, dist_version, restore_output
+from .base import Backend, Converted, Recipe, Runner, dist_version, restore_output
 
 PNNX_DTYPES = {"float32": "", "float16": "f16", "int64": "i64", "int32": "i32", "int8": "i8", "uint8": "u8"}
 
@@ -100,6 +100,10 @@ class NcnnBackend(Backend):
     # pnnx leaves tf2onnx's Pad untranslated, mistranslates DCR DepthToSpace, and its fp16 weights flush tiny
     # folded-BatchNorm weights to zero (each pass module says more)
     passes = ("simplify", "pad-mode", "depth-to-space-crd", "fp16-weight-range")
+    extra_rungs = (Recipe("rewrites", (*passes, "rnn-unroll", "strided-slice", "dequantize-dynamic"), (),
+                          "op-family rewrites: LSTM/GRU unrolled (pnnx maps only torch's exact LSTM surroundings), "
+                          "strided Slice/Focus as reshapes (pnnx leaves Tensor.slice), dynamic quantization as "
+                          "float (ncnn has no ConvInteger/MatMulInteger)"),)
 
     def install_hint(self):
         return "pip install 'edgekit[ncnn]' && pip install --no-deps pnnx==20261020"

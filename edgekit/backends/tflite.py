@@ -71,7 +71,10 @@ class TfliteBackend(Backend):
     runtime_modules = ("ai_edge_litert.interpreter",)
     # onnx2tf rejects onnxslim's `@` node names; reshape-static folds shape-computed Reshapes it mistranslates
     passes = ("simplify", "sanitize-names", "reshape-static")
-    extra_rungs = (Recipe("pseudo-erf", passes, (("onnx2tf", "-rtpo Erf"),),
+    extra_rungs = (Recipe("rewrites", (*passes, "rnn-unroll", "dequantize-dynamic", "erf-gelu"), (),
+                          "op-family rewrites: LSTM/GRU unrolled (onnx2tf fails on bidirectional LSTM), dynamic "
+                          "quantization as float, Erf-GELU in the form TensorFlow fuses into builtin GELU"),
+                   Recipe("pseudo-erf", passes, (("onnx2tf", "-rtpo Erf"),),
                           "onnx2tf lowers Erf (GELU in transformers, PP-OCRv6) to FlexErf, which LiteRT cannot run; "
                           "-rtpo Erf makes it emit builtin ops instead"),)
     dynamic = False

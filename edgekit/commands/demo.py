@@ -18,9 +18,9 @@ from ..resources import shipped
 
 
 def register(sub) -> None:
-    from ..fixtures import OCR_MODELS
-
     import argparse
+
+    from ..fixtures import OCR_MODELS
 
     p = sub.add_parser("demo", help="the main job on a packaged real model: export, check, bench, and a pipeline",
                        description="Export, check and bench a packaged real model, then run the face pipeline. "

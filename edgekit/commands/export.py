@@ -23,6 +23,9 @@ def register(sub) -> None:
                    help="keep the model's dynamic axes (not batch) where the format can (ncnn, MNN, OpenVINO, ONNX); "
                         "--input-shape then gives the typical size, and verification runs at it and a second size")
     p.add_argument("--precision", choices=["fp32", "fp16"], default=None, help="default fp32 (or the profile's)")
+    p.add_argument("--const", action="append", default=None, metavar="NAME=VALUE",
+                   help="an input that is constant in deployment (a sample rate, a mode flag), frozen to VALUE "
+                        "before converting; If branches on it fold away (repeatable)")
     p.add_argument("--recipe", default=None, metavar="NAME",
                    help="use this rung of each backend's conversion ladder only (default, raw, ...: see "
                         "docs/architecture.md); default: climb the ladder until a rung converts and verifies")

@@ -19,12 +19,11 @@ from ..backends.base import ConvertOptions
 from ..manifest import Manifest, TensorSpec, file_checksums
 from ..onnx import passes as passes_mod
 from ..onnx.inspect import graph_inputs
-from ..onnx.load import load_model
 from ..onnx.shapes import fix_input_shapes
 from ..runner import open_artifact, reference
 from .compare import metrics
 from .compare import passes as within
-from .reference import source_model
+from .reference import reference_model, source_model
 
 
 @dataclass
@@ -54,7 +53,7 @@ class BisectResult:
 
 def rebuild_normalized(manifest: Manifest, source: Path) -> onnx.ModelProto:
     """The graph the backend was handed: source model + the artifact's static shapes + its passes."""
-    model = fix_input_shapes(load_model(source), manifest.export_options.get("input_shapes") or {})
+    model = fix_input_shapes(reference_model(manifest, source), manifest.export_options.get("input_shapes") or {})
     model, _ = passes_mod.apply(model, list(manifest.passes))
     return onnx.shape_inference.infer_shapes(model, data_prop=True)
 

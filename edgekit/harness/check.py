@@ -12,11 +12,12 @@ from ..fsutil import sha256
 from ..manifest import Preprocessing, TensorSpec
 from ..options import spell
 from ..runner import load
+from ..runner import reference as reference_runner
 from ..version import __version__
 from . import inputs as inputs_mod
 from .bisect import bisect as run_bisect
 from .compare import DEFAULT_TOLERANCES, OutputReport, compare_outputs, metrics, tolerance_for
-from .reference import GOLDEN_META, check_compatible, load_golden, save_golden, source_model
+from .reference import GOLDEN_META, check_compatible, load_golden, reference_model, save_golden, source_model
 
 
 @dataclass
@@ -106,10 +107,12 @@ def check(artifacts: list[str | Path], model: str | Path | None = None, data: li
                          runners[0].inputs, "the artifacts")
     else:
         src = source_model(first, model)
-        ref_runner = load(src, threads=threads)
+        ref_runner = reference_runner(reference_model(first, src), threads, name=src.name)
         specs = [TensorSpec(s.name, s.dtype, list(s.shape)) for s in runners[0].inputs]
         check_compatible(ref_runner.inputs, specs, "the artifacts")
         feeds, what = inputs_mod.make_samples(specs, data, pre, samples)
+        frozen = first.export_options.get("const") or {}  # data may still hold an input the export froze
+        feeds = [{k: v for k, v in f.items() if k not in frozen} for f in feeds]
         progress("running the ONNX Runtime reference")
         refs = [ref_runner(f) for f in feeds]
         reference = f"ONNX Runtime fp32 on {src}"

@@ -6,13 +6,34 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 from ..errors import EdgekitError
 from ..fsutil import atomic_dir, sha256
 from ..manifest import Manifest, TensorSpec, format_shape
+from ..onnx.load import load_model
 from ..options import spell
 
 GOLDEN_META = "golden.json"
+
+
+def freeze(model: onnx.ModelProto, values: dict) -> onnx.ModelProto:
+    """The model with these inputs frozen to constants (the freeze-inputs pass): export converts it, and the
+    reference runs on it too, so artifact and reference see the same constant."""
+    from ..onnx.passes import freeze_inputs
+
+    try:
+        frozen, _ = freeze_inputs.run(model, values)
+    except ValueError as e:
+        raise EdgekitError(str(e)) from None
+    return frozen
+
+
+def reference_model(manifest: Manifest, source: Path) -> onnx.ModelProto:
+    """The model the artifact's reference runs: the source, with the inputs its export froze (`const`)."""
+    model = load_model(source)
+    const = manifest.export_options.get("const")
+    return freeze(model, {k: np.asarray(v) for k, v in const.items()}) if const else model
 
 
 def source_model(manifest: Manifest, model: str | Path | None) -> Path:

@@ -13,8 +13,8 @@ import hmac
 import json
 import socket
 import threading
-from urllib.parse import parse_qs, urlsplit
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 BOUNDARY = "edgekitframe"
 

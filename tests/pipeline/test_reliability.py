@@ -221,7 +221,7 @@ def test_closed_port_retries_with_a_log_line_each_then_a_clear_error(tmp_path, s
 
 
 def test_source_node_options_are_honoured_and_live_sources_give_up_by_default(tmp_path, samples, capsys):
-    from edgekit.pipeline import build, Overrides
+    from edgekit.pipeline import Overrides, build
     from edgekit.pipeline.nodes.sources import StreamSource
 
     assert StreamSource("s", url="rtsp://127.0.0.1:1/x").max_retries == 5  # finite by default

@@ -25,6 +25,7 @@ REGISTRY = {
     "erf-gelu": "erf_gelu",
 }
 
+
 def ordered(names) -> list[str]:
     """`names` in the order the passes run (registry order); unknown names are refused."""
     unknown = [n for n in names if n not in REGISTRY]

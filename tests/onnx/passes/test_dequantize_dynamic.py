@@ -1,7 +1,6 @@
 """dequantize-dynamic: quantize_dynamic's DynamicQuantizeLinear + MatMulInteger / ConvInteger and com.microsoft
 DynamicQuantizeLSTM, which MNN's converter and pnnx lack, back to float layers on the dequantized weights."""
 import tempfile
-from pathlib import Path
 
 import numpy as np
 import onnx

@@ -62,15 +62,15 @@ def test_without_values_nothing_changes_and_unknown_names_are_refused():
 
 
 def test_mnn_cannot_size_the_if_and_pnnx_refuses_the_scalar_and_freezing_fixes_mnn(tmp_path):
-    """Converters called directly: export.py's calibration stacking crashes on a 0-d input before converting."""
-    from benchmarks.op_families import direct_row
+    """Through the export flow with one recipe each (raw, then the frozen model with rnn-unroll)."""
+    from benchmarks.op_families import export_row
 
     feeds = [families.streaming_vad_inputs(seed) for seed in range(2)]
     for fmt, needle in (("mnn", "0x0x0x0"), ("ncnn", "pnnx failed")):
         (tmp_path / fmt).mkdir()
-        raw = direct_row(families.streaming_vad(), feeds, fmt, [], tmp_path / fmt)
+        raw = export_row(families.streaming_vad(), feeds, fmt, [], tmp_path / fmt)
         assert raw["status"] == "failed" and needle in raw["error"], raw
     frozen = freeze_inputs.run(families.streaming_vad(), {"sr": 16000})[0]
     (tmp_path / "fixed").mkdir()
-    fixed = direct_row(frozen, feeds, "mnn", ["rnn-unroll"], tmp_path / "fixed")
+    fixed = export_row(frozen, feeds, "mnn", ["rnn-unroll"], tmp_path / "fixed")
     assert fixed["status"] == "ok" and fixed["cosine"] >= 0.9999, fixed

@@ -1,0 +1,72 @@
+"""Op families through the whole export flow and its conversion ladder: helper-API models that behave like
+real ones (tests/families.py), each with realistic inputs. Where the first rung fails, the ladder climbs to the
+rung that serves the family; `const` freezes an input that is constant in deployment."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import edgekit
+from edgekit.errors import EdgekitError
+from tests import families
+from tests.models import save
+
+
+def _export(tmp_path, model, inputs: dict, target: str, **kw):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = save(model, tmp_path / "model.onnx")
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(2):  # two samples: the given one and a perturbed copy
+        sample = {k: (v if v.dtype.kind != "f" else v * (1 - 0.1 * i)) for k, v in inputs.items()}
+        np.savez(data / f"s{i}.npz", **sample)  # frozen inputs included, as a user's recorded data would be
+    return {r.format: r for r in edgekit.export(path, target=target, out=tmp_path / "out", data=[str(data)], **kw)}
+
+
+@pytest.mark.parametrize("fmt", ["ncnn", "mnn", "openvino", "tflite"])
+def test_a_crnn_with_a_bidirectional_lstm_converts_on_every_format(tmp_path, fmt):
+    r = _export(tmp_path, families.crnn(), families.crnn_inputs(), fmt)[fmt]
+    assert r.ok, r.error
+    assert min(o.cosine for o in r.manifest.verification.outputs) >= 0.999
+    if fmt in ("ncnn", "mnn", "tflite"):  # their converters fail on the LSTM itself: the rewrites rung unrolls it
+        assert r.recipe == "rewrites" and "rnn-unroll" in r.manifest.passes, r.attempts
+        assert [a["recipe"] for a in r.attempts][-1] == "rewrites"
+
+
+def test_a_scalar_int64_input_frozen_with_const_converts_everywhere(tmp_path):
+    """0-d int64 input: without `const` no export crashes (each format reports), with it all four convert."""
+    results = _export(tmp_path / "plain", families.scalar_gain(), families.scalar_gain_inputs(), "all")
+    assert set(results) == {"ncnn", "mnn", "tflite", "openvino"}  # every format reported, none crashed export
+    for r in results.values():
+        assert r.ok or r.error, r.format
+    frozen = _export(tmp_path / "frozen", families.scalar_gain(), families.scalar_gain_inputs(), "all",
+                     const={"k": 3})
+    for r in frozen.values():
+        assert r.ok, r.error
+        assert [s.name for s in r.manifest.inputs] == ["x"] and r.manifest.export_options["const"] == {"k": 3}
+
+
+def test_a_streaming_vad_with_if_on_the_sample_rate_runs_on_mnn_once_frozen(tmp_path):
+    inputs = families.streaming_vad_inputs()
+    r = _export(tmp_path, families.streaming_vad(), inputs, "mnn,openvino", const=["sr=16000"])
+    for fmt in ("mnn", "openvino"):
+        assert r[fmt].ok, r[fmt].error
+    assert r["mnn"].recipe == "rewrites"  # MNN also needs the LSTM unrolled
+    assert {s.name for s in r["mnn"].manifest.inputs} == {"audio", "state"}
+    # `check` applies the same constant to the reference
+    report = edgekit.check([r["mnn"].path], data=[str(tmp_path / "data")])
+    assert report.passed
+
+
+def test_a_focus_layer_detector_converts_on_ncnn(tmp_path):
+    r = _export(tmp_path, families.focus_detector(), families.focus_inputs(), "ncnn")["ncnn"]
+    assert r.ok and r.recipe == "rewrites" and "strided-slice" in r.manifest.passes, r.attempts
+
+
+def test_const_errors_are_clear(tmp_path):
+    path = save(families.scalar_gain(), tmp_path / "m.onnx")
+    with pytest.raises(EdgekitError, match="the model has no input 'kk'; its inputs: x, k"):
+        edgekit.export(path, target="onnx", out=tmp_path / "o", const=["kk=3"])
+    with pytest.raises(EdgekitError, match="not a number"):
+        edgekit.export(path, target="onnx", out=tmp_path / "o", const=["k=three"])
+    assert not (tmp_path / "o").exists()
