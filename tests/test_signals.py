@@ -1,0 +1,110 @@
+"""Signals and pipes: SIGTERM/SIGHUP mid-export unwind like Ctrl-C (exit 128+signum, no hidden `.tmp` in --out,
+no scratch in the temp dir, no converter left running); after a SIGKILL the converter dies with edgekit and the
+next run removes what the killed one left; `edgekit ... | head` ends quietly."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from edgekit import fsutil
+from tests.models import conv_net, save
+
+
+def _start_export(tmp_path, target="tflite"):
+    """`edgekit export tiny.onnx --target tflite` with its own temp dir; returns (process, its onnx2tf
+    descendants) once onnx2tf is converting."""
+    model = tmp_path / "tiny.onnx"
+    save(conv_net(batch=1), model)
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
+    proc = subprocess.Popen([sys.executable, "-m", "edgekit.cli", "export", str(model), "--target", target,
+                             "--out", str(tmp_path / "out")], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    me = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:
+        kids = [k for k in me.children(recursive=True) if "onnx2tf" in " ".join(_cmdline(k))]
+        if kids:
+            time.sleep(1.0)  # well into the conversion
+            return proc, me.children(recursive=True)
+        time.sleep(0.1)
+    proc.kill()
+    pytest.fail(f"onnx2tf never started: {proc.communicate()}")
+
+
+def _cmdline(p):
+    try:
+        return p.cmdline()
+    except psutil.Error:
+        return []
+
+
+def _gone(procs, timeout=15):
+    """True when none of `procs` runs any more (exited; a zombie awaiting a reaper counts as gone)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = [p for p in procs if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        if not alive:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _leftovers(tmp_path):
+    out = tmp_path / "out"
+    return sorted(p.name for p in out.iterdir()) if out.exists() else [], \
+        sorted(p.name for p in (tmp_path / "tmp").iterdir())
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_signal_mid_conversion_unwinds_like_ctrl_c(tmp_path, signum):
+    proc, kids = _start_export(tmp_path)
+    assert kids
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum, err[-3000:]
+    assert f"edgekit export: terminated by {signal.Signals(signum).name}" in err
+    assert "Traceback" not in err
+    assert _gone(kids), [(_cmdline(k), k.status()) for k in kids if k.is_running()]
+    out, tmp = _leftovers(tmp_path)
+    assert out == [] and tmp == [], (out, tmp)  # no .tiny_tflite.*.tmp, no edgekit-<pid>-* scratch
+
+
+def test_after_sigkill_the_converter_dies_too_and_the_next_run_cleans_up(tmp_path):
+    proc, kids = _start_export(tmp_path)
+    tag = fsutil.owner_tag(proc.pid)
+    proc.kill()
+    proc.communicate(timeout=30)
+    assert _gone(kids), [(_cmdline(k), k.status()) for k in kids if k.is_running()]  # no orphan converting
+    out, tmp = _leftovers(tmp_path)
+    assert [n for n in out if n.startswith(f".tiny_tflite.{tag}.")] and tmp == [f for f in tmp if tag in f] != []
+    # the next run, even of another format, removes both
+    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
+    done = subprocess.run([sys.executable, "-m", "edgekit.cli", "export", str(tmp_path / "tiny.onnx"), "--target",
+                           "onnx", "--out", str(tmp_path / "out")], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert _leftovers(tmp_path) == (["tiny_onnx"], [])
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    save(conv_net(batch=1), tmp_path / "tiny.onnx")
+    for args in (["inspect", str(tmp_path / "tiny.onnx")], ["targets"]):
+        proc = subprocess.Popen([sys.executable, "-m", "edgekit.cli", *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        proc.stdout.close()  # the reader has gone, as `| head` does after its lines
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == 141, err
+        assert err == "", err
+
+
+def test_python_callers_get_their_signal_handlers_back():
+    from edgekit.cli import main
+
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)
+    assert main(["targets"]) == 0
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)) == before
