@@ -60,14 +60,15 @@ def _leftovers(tmp_path):
         sorted(p.name for p in (tmp_path / "tmp").iterdir())
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=["SIGTERM", "SIGHUP", "SIGINT"])
 def test_a_signal_mid_conversion_unwinds_like_ctrl_c(tmp_path, signum):
     proc, kids = _start_export(tmp_path)
     assert kids
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signum, err[-3000:]
-    assert f"edgekit export: terminated by {signal.Signals(signum).name}" in err
+    said = "interrupted" if signum == signal.SIGINT else f"terminated by {signal.Signals(signum).name}"
+    assert f"edgekit export: {said}" in err
     assert "Traceback" not in err
     assert _gone(kids), [(_cmdline(k), k.status()) for k in kids if k.is_running()]
     out, tmp = _leftovers(tmp_path)
@@ -108,3 +109,35 @@ def test_python_callers_get_their_signal_handlers_back():
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)
     assert main(["targets"]) == 0
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)) == before
+
+
+def _group_alive(pgid):
+    alive = []
+    for p in psutil.process_iter():
+        try:
+            if os.getpgid(p.pid) == pgid and p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(p.pid)
+        except (psutil.Error, ProcessLookupError):
+            pass
+    return alive
+
+
+def test_a_tool_past_its_timeout_goes_with_everything_it_started(tmp_path):
+    from edgekit.subproc import run_tool
+
+    with pytest.raises(subprocess.TimeoutExpired) as e:
+        run_tool(["bash", "-c", "echo $$; sleep 100 & sleep 100"], cwd=tmp_path, timeout=2)
+    pgid = int(e.value.output.split()[0])  # the tool leads its own group
+    assert pgid != os.getpgid(0)
+    deadline = time.monotonic() + 10
+    while _group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _group_alive(pgid) == []
+
+
+def test_a_missing_tool_is_file_not_found_as_before(tmp_path):
+    from edgekit.subproc import run_tool
+
+    with pytest.raises(FileNotFoundError):
+        run_tool([str(tmp_path / "no-such-converter")], cwd=tmp_path)
+    assert run_tool(["sh", "-c", "echo hi; exit 3"], cwd=tmp_path).returncode == 3
