@@ -47,10 +47,19 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
+_received: list[int] = []  # the signal that ended this run, for a command that stops cleanly on it (pipeline)
+
+
 def _terminate(signum, frame):
     for s in (signal.SIGTERM, signal.SIGHUP):  # one is enough: let the clean-up run to its end
         signal.signal(s, signal.SIG_IGN)
+    _received.append(signum)
     raise Terminated(signum)
+
+
+def _say(message: str) -> None:
+    with contextlib.suppress(OSError, ValueError):  # stderr may be gone too (SIGHUP: the terminal closed)
+        print(message, file=sys.stderr)
 
 
 @contextlib.contextmanager
@@ -85,7 +94,7 @@ def _stdout_is_devnull() -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     from .errors import EdgekitError
-    from .fsutil import run_tempdir
+    from .fsutil import run_tempdir, sweep_temp
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
@@ -98,17 +107,26 @@ def main(argv: list[str] | None = None) -> int:
         with _signals_as_interrupts():
             # this run's scratch (ours and the converters') in one owner-marked temp folder, removed on the way
             # out and, if this run is killed, by the next one; --keep-workdir folders go to the plain temp dir
-            scratch = contextlib.nullcontext() if getattr(args, "keep_workdir", False) else run_tempdir()
+            _received.clear()
+            if getattr(args, "keep_workdir", False):
+                sweep_temp()
+                scratch = contextlib.nullcontext()
+            else:
+                scratch = run_tempdir()
             with scratch:
-                return int(args.func(args) or 0)
+                code = int(args.func(args) or 0)
+            if _received and code == 130:  # a command that caught it and stopped cleanly (pipeline): say which
+                _say(f"edgekit {args.command}: terminated by {signal.Signals(_received[0]).name}")
+                return 128 + _received[0]
+            return code
     except EdgekitError as e:
-        print(f"edgekit {args.command}: error: {e}", file=sys.stderr)
+        _say(f"edgekit {args.command}: error: {e}")
         return e.exit_code
     except Terminated as e:
-        print(f"edgekit {args.command}: terminated by {e}", file=sys.stderr)
+        _say(f"edgekit {args.command}: terminated by {e}")
         return 128 + e.signum
     except KeyboardInterrupt:
-        print(f"edgekit {args.command}: interrupted", file=sys.stderr)
+        _say(f"edgekit {args.command}: interrupted")
         return 130
     except BrokenPipeError:
         _stdout_gone()
