@@ -43,12 +43,26 @@ def test_a_wheel_install_ships_profiles_apps_and_the_media_tool(tmp_path):
     for f in ("targets/raspberry-pi-5.toml", "apps/face/graph.yaml", "apps/ocr/graph.yaml", "apps/ocr/ocr_nodes.py",
               "tools/make_sample_media.py"):
         assert data + f in names, f
-    # installed (dependencies from this environment), run from elsewhere: the profiles come from the prefix
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(tmp_path / "venv")], check=True)
-    py = tmp_path / "venv" / "bin" / "python"
-    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True)
+    # installed into a new venv (dependencies from the running environment), run from elsewhere: the profiles
+    # come from the prefix. The new venv sees this interpreter's site-packages through a .pth file, after its own:
+    # `--system-site-packages` would see the base interpreter's, which in a venv (as the README sets up) lacks them.
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-index", "--no-deps",
+                    str(wheel)], check=True)
+    ours = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    deps = [p for p in sys.path if Path(p).name in ("site-packages", "dist-packages") and Path(p).is_dir()]
+    assert deps, sys.path
+    (Path(ours) / "zz-edgekit-test-deps.pth").write_text("".join(f"{p}\n" for p in deps))
+    env = {"PATH": "/usr/bin:/bin", "COLUMNS": "200"}
+    where = subprocess.run([str(py), "-c", "import edgekit, onnx; print(edgekit.__file__)"], cwd=tmp_path,
+                           capture_output=True, text=True, env=env)
+    assert where.returncode == 0, where.stderr
+    assert Path(where.stdout.strip()).is_relative_to(venv), where.stdout  # the wheel's copy, not the checkout's
     proc = subprocess.run([str(py), "-m", "edgekit.cli", "targets"], cwd=tmp_path, capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "COLUMNS": "200"})
+                          env=env)
     assert proc.returncode == 0, proc.stderr
     assert f"device profiles ({tmp_path / 'venv' / 'share' / 'edgekit' / 'targets'})" in proc.stdout
     assert "raspberry-pi-5" in proc.stdout
