@@ -21,7 +21,7 @@ from . import backends
 from . import targets as targets_mod
 from .backends.base import ConvertOptions, Recipe
 from .errors import EdgekitError, ModelError
-from .fsutil import atomic_dir, check_destination, sha256
+from .fsutil import atomic_dir, check_destination, check_writable_dir, sha256
 from .harness import compare
 from .harness import inputs as inputs_mod
 from .harness.reference import freeze
@@ -176,6 +176,7 @@ def export(model: str | Path, target: str = "all", *, out: str | Path | None = N
         shapes = resolve_input_shapes(original, {})  # the model keeps its dynamic axes
     else:
         require_static(shapes, "the converters need static shapes")
+    check_writable_dir(out_dir, "the output folder")  # before the reference runs, not after
     for dest in dests.values():
         check_destination(dest, force)
 
