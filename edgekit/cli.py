@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgekit", description="Take an ONNX model to edge devices and prove "
                                      "it still works there: export, run, check, bench, pipelines.")
     parser.add_argument("--version", action="version", version=f"edgekit {__version__}")
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        help="show what converters and runtimes print themselves (quiet by default)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -103,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if args.verbose:
+        os.environ["EDGEKIT_VERBOSE"] = "1"
     stdout_was_devnull = _stdout_is_devnull()
     try:
         with _signals_as_interrupts(), cli_spelling():

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import onnx
 
-from . import backends
+from . import backends, native
 from . import targets as targets_mod
 from .backends.base import ConvertOptions, Recipe
 from .errors import EdgekitError, ModelError
@@ -269,7 +269,7 @@ def _export_one(fmt: str, ladder: tuple[Recipe, ...], dest: Path, job: ExportJob
                 manifest = _convert_and_verify(backend, rung, model_path, applied, folder, job, step)
             except ModelError as e:
                 attempt["error"] = str(e)
-                errors.append((rung.name, str(e), getattr(e, "log_tail", "")))
+                errors.append((rung.name, str(e), getattr(e, "log_tail", "") or "\n".join(native.recent()[-8:])))
                 continue
             except EdgekitError:
                 raise

@@ -15,6 +15,7 @@ from . import backends
 from .backends.base import Runner
 from .errors import EdgekitError
 from .manifest import MANIFEST_NAME, Manifest, Precision
+from .native import quiet
 from .onnx import inspect
 from .onnx.load import load_model
 
@@ -73,7 +74,8 @@ def open_artifact(folder: Path, manifest: Manifest, threads: int | None = None, 
     backend.require()
     if not files_checked:
         manifest.check_files(folder)
-    return backend.load(Path(folder), manifest, threads, device)
+    with quiet():  # runtimes print their own chatter while loading (native.py)
+        return backend.load(Path(folder), manifest, threads, device)
 
 
 def reference(model: onnx.ModelProto, threads: int | None = None, name: str = "model.onnx",

@@ -11,7 +11,7 @@ ROOT = Path(edgekit.__file__).parent
 
 # Layers, lowest first: a module may import from its own layer and the ones before it.
 LAYERS = [
-    ("core", ["errors", "version", "options", "fsutil", "subproc", "resources", "manifest", "preprocess"]),
+    ("core", ["errors", "version", "options", "fsutil", "subproc", "resources", "manifest", "preprocess", "native"]),
     ("onnx", ["onnx"]),
     ("backends", ["backends", "targets"]),
     ("runner", ["runner"]),

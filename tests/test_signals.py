@@ -84,7 +84,9 @@ def test_after_sigkill_the_converter_dies_too_and_the_next_run_cleans_up(tmp_pat
     proc.communicate(timeout=30)
     assert _gone(kids), [(_cmdline(k), k.status()) for k in kids if k.is_running()]  # no orphan converting
     out, tmp = _leftovers(tmp_path)
-    assert [n for n in out if n.startswith(f".tiny_tflite.{tag}.")] and tmp == [f for f in tmp if tag in f] != []
+    # the ladder converts in the run's temp folder and moves an artifact into --out only once it verified, so a
+    # kill mid-conversion leaves at most a marked `.tmp` there, and its scratch in the temp folder
+    assert all(n.startswith(f".tiny_tflite.{tag}.") for n in out) and tmp == [f for f in tmp if tag in f] != []
     # the next run, even of another format, removes both
     env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
     done = subprocess.run([sys.executable, "-m", "edgekit.cli", "export", str(tmp_path / "tiny.onnx"), "--target",
@@ -162,4 +164,5 @@ def test_sigterm_stops_a_pipeline_cleanly_with_143(tmp_path):
     out, err = proc.communicate(timeout=60)
     err = first + err
     assert proc.returncode == 143, err[-3000:]
-    assert "edgekit pipeline: terminated by SIGTERM" in err and "stopped by interrupted" in out, err[-2000:]
+    # the pipeline's own stop-signal handling (edgekit/pipeline/signals.py) drains the graph and says so
+    assert "pipeline stopped by SIGTERM" in out and "Traceback" not in err, (out + err)[-2000:]

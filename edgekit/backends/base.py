@@ -98,8 +98,11 @@ class Backend:
 
     def import_runtime(self) -> None:
         """Import the runtime's Python modules (what a first load would otherwise pay for)."""
-        for module in self.runtime_modules:
-            importlib.import_module(module)
+        from ..native import quiet
+
+        with quiet():
+            for module in self.runtime_modules:
+                importlib.import_module(module)
 
     def environment(self) -> dict:
         """Facts about this runtime in this process that a benchmark report should state (none by default)."""
