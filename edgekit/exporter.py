@@ -256,6 +256,9 @@ def _export_one(fmt: str, ladder: tuple[Recipe, ...], dest: Path, job: ExportJob
             t0 = time.perf_counter()
             attempt = {"recipe": rung.name, "passes": list(rung.passes), "status": "failed", "error": None}
             result.attempts.append(attempt)
+            if rung.for_ops and not set(rung.for_ops) & {n.op_type for n in job.fixed.graph.node}:
+                attempt.update(status="skipped", error=f"for models with {', '.join(rung.for_ops)}")
+                continue
             model_path, applied, digest = job.normalize(rung.passes)
             same = tried.get((digest, rung.converter))
             if same is not None:
@@ -412,8 +415,8 @@ def _verification_shapes(model, typical: dict) -> list[dict]:
 def _failures(manifest, tol) -> str:
     bad = [o for o in manifest.verification.outputs if not o.passed]
     return ("; ".join(f"output '{o.name}': cosine {o.cosine:.6f}, max abs error {o.max_abs:.3g}" for o in bad)
-            + f" (needs cosine >= {tol['cos']}, max abs <= {tol['atol']} + {tol['rtol']} x max|ref|; "
-              f"`edgekit check --bisect` finds the node)")
+            + f" (needs cosine >= {tol['cos']}, 99.9% of elements within {tol['atol']} + {tol['rtol']} x max|ref|"
+              f" and class scores keeping their top-1; `edgekit check --bisect` finds the node)")
 
 
 def _copy(spec):

@@ -77,6 +77,8 @@ class OutputCheck:
     mean_abs: float
     cosine: float
     passed: bool
+    p999_abs: float | None = None  # the abs error 99.9% of elements stay within (what the verdict judges)
+    top1: float | None = None  # class-score outputs: fraction of rows whose argmax agrees
 
 
 @dataclass

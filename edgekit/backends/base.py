@@ -34,6 +34,7 @@ class Recipe:
     passes: tuple[str, ...] = ()
     converter: tuple[tuple[str, str], ...] = ()  # (option, value) pairs the backend's convert() reads
     why: str = ""
+    for_ops: tuple[str, ...] = ()  # tried only on models that contain one of these ONNX ops (empty: any model)
 
 
 RAW = Recipe("raw", (), (), "the upstream converter on the shape-fixed model, untouched: edgekit is never worse "
@@ -69,15 +70,16 @@ class Backend:
     # models: the first rung of its ladder. Export runs them in registry order and records the ones that
     # changed the model.
     passes: tuple[str, ...] = ("simplify",)
-    # Rungs tried after the first one and the raw converter, for op families the first rung does not serve.
+    # Rungs tried after the first one, before the raw converter, for op families the first rung does not serve.
     extra_rungs: tuple[Recipe, ...] = ()
 
     @property
     def ladder(self) -> tuple[Recipe, ...]:
         """The recipes export tries in order until one converts and verifies: the one that wins most often
-        first (so the common case costs one conversion), then the raw converter, then the extra rungs."""
-        return (Recipe("default", self.passes, (), "the passes this converter needs on most models"), RAW,
-                *self.extra_rungs)
+        first (so the common case costs one conversion), then the op-family rungs (a rung whose passes find
+        nothing to rewrite is skipped without converting), then the raw converter."""
+        return (Recipe("default", self.passes, (), "the passes this converter needs on most models"),
+                *self.extra_rungs, RAW)
 
     def install_hint(self) -> str:
         return f"pip install 'edgekit[{self.extra}]'"

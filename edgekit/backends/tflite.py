@@ -76,7 +76,7 @@ class TfliteBackend(Backend):
                           "quantization as float, Erf-GELU in the form TensorFlow fuses into builtin GELU"),
                    Recipe("pseudo-erf", passes, (("onnx2tf", "-rtpo Erf"),),
                           "onnx2tf lowers Erf (GELU in transformers, PP-OCRv6) to FlexErf, which LiteRT cannot run; "
-                          "-rtpo Erf makes it emit builtin ops instead"),)
+                          "-rtpo Erf makes it emit builtin ops instead", for_ops=("Erf",)),)
     dynamic = False
     dynamic_why = "onnx2tf needs static input shapes to lay out NHWC and fold shape computations"
 

@@ -20,8 +20,9 @@ def register(sub) -> None:
     p.add_argument("--data", action="append", default=None, metavar="PATH",
                    help="images/folders (preprocessed as the manifest says, or by --mean/--std/...) or .npy/.npz")
     p.add_argument("--samples", type=int, default=2, help="inputs to compare on (worst and mean reported)")
-    p.add_argument("--atol", action="append", metavar="[NAME:]VALUE", help="absolute tolerance (per output)")
-    p.add_argument("--rtol", action="append", metavar="[NAME:]VALUE", help="tolerance relative to max|reference|")
+    p.add_argument("--atol", action="append", metavar="[NAME:]VALUE", help="absolute tolerance (per output); given alone it is the whole bound (rtol 0 for those outputs)")
+    p.add_argument("--rtol", action="append", metavar="[NAME:]VALUE", help="tolerance relative to max|reference|; an element passes within atol + rtol x max|ref|, an "
+                        "output when 99.9%% of its elements do and its cosine reaches --cos")
     p.add_argument("--cos", action="append", metavar="[NAME:]VALUE", help="minimum cosine similarity")
     p.add_argument("--golden", default=None, metavar="DIR",
                    help="use the reference saved in DIR; if DIR has none, compute it and save it there")

@@ -48,9 +48,16 @@ class CheckReport:
 
 
 def tolerances_for(precision: str, atol=None, rtol=None, cos=None) -> dict:
-    """Defaults for the precision, overridden by `value` or {output: value} dicts."""
+    """Defaults for the precision, overridden by {output or "*": value} dicts. An element passes when its error
+    is at most atol + rtol x max|ref|; an `atol` given without an `rtol` for the same outputs is the whole
+    bound (rtol 0 there), since with the default rtol the relative term would dominate and --atol alone could
+    never tighten the check."""
     base = dict(DEFAULT_TOLERANCES.get(precision, DEFAULT_TOLERANCES["fp32"]))
-    return {"default": base, "atol": atol or {}, "rtol": rtol or {}, "cos": cos or {}}
+    atol, rtol = dict(atol or {}), dict(rtol or {})
+    for name in atol:
+        if name not in rtol and "*" not in rtol:
+            rtol[name] = 0.0
+    return {"default": base, "atol": atol, "rtol": rtol, "cos": cos or {}}
 
 
 def parse_tolerance(values: list[str] | None, what: str) -> dict:

@@ -1,7 +1,15 @@
 """Compare a backend's outputs with the reference: error metrics per output and a verdict.
 
 Tolerances depend on the precision that will be deployed: fp32 tight, fp16 looser, int8 loosest. An output
-passes when its cosine similarity reaches `cos` and its max abs error stays within atol + rtol * max|ref|."""
+passes when its cosine similarity reaches `cos`, the error that 99.9% of its elements stay within (`p999_abs`)
+is at most atol + rtol * max|ref|, and, for class scores, the rows keep their top-1 class (all of them when
+there are fewer than 100 rows, as a classifier's single row; 99% of a recogniser's time steps at fp32).
+
+Why the 99.9th percentile and not the maximum: a dense output (a detection or segmentation map of 10^5 values)
+judged by its single worst element gets a verdict that depends on which inputs were used (one pixel 0.006 off
+on a 0..1 map refuses an artifact whose map is otherwise within 1e-6, and another honest input set accepts
+it). For outputs under 1000 elements the percentile is the maximum, so small outputs keep the strict rule. The
+max abs error is still measured and reported."""
 from __future__ import annotations
 
 import math
@@ -11,10 +19,11 @@ import numpy as np
 
 from ..manifest import OutputCheck
 
+# top1: the fraction of class-score rows (e.g. a recogniser's time steps) that must keep their argmax
 DEFAULT_TOLERANCES = {
-    "fp32": {"cos": 0.999, "atol": 1e-4, "rtol": 1e-2},
-    "fp16": {"cos": 0.99, "atol": 1e-3, "rtol": 5e-2},
-    "int8": {"cos": 0.95, "atol": 1e-2, "rtol": 2e-1},
+    "fp32": {"cos": 0.999, "atol": 1e-4, "rtol": 1e-2, "top1": 0.99},
+    "fp16": {"cos": 0.99, "atol": 1e-3, "rtol": 5e-2, "top1": 0.98},
+    "int8": {"cos": 0.95, "atol": 1e-2, "rtol": 2e-1, "top1": 0.95},
 }
 
 
@@ -25,6 +34,8 @@ class Metrics:
     mean_abs: float
     cosine: float
     ref_max: float
+    p999_abs: float = 0.0  # the 99.9th percentile of the absolute error (the maximum below 1000 elements)
+    top1: float | None = None  # class-score outputs: fraction of rows whose argmax agrees
 
 
 def metrics(ref: np.ndarray, out: np.ndarray) -> Metrics:
@@ -33,7 +44,8 @@ def metrics(ref: np.ndarray, out: np.ndarray) -> Metrics:
     if r.shape != o.shape:
         raise ValueError(f"shapes differ: reference {np.shape(ref)}, backend {np.shape(out)}")
     if not np.all(np.isfinite(o)):
-        return Metrics(float("inf"), float("inf"), float("inf"), -1.0, float(np.max(np.abs(r), initial=0)))
+        inf = float("inf")
+        return Metrics(inf, inf, inf, -1.0, float(np.max(np.abs(r), initial=0)), inf)
     diff = np.abs(r - o)
     nr, no = np.linalg.norm(r), np.linalg.norm(o)
     if nr == 0 and no == 0:
@@ -43,12 +55,26 @@ def metrics(ref: np.ndarray, out: np.ndarray) -> Metrics:
     else:
         cos = float(np.dot(r, o) / (nr * no))
     ref_max = float(np.max(np.abs(r), initial=0.0))
+    top1 = None
+    shape = list(np.shape(ref))
+    if is_class_scores(shape):
+        top1 = class_agreement(np.asarray(ref), np.asarray(out))[0]
     return Metrics(float(diff.max(initial=0.0)), float(diff.max(initial=0.0) / max(ref_max, 1e-12)),
-                   float(diff.mean()) if diff.size else 0.0, cos, ref_max)
+                   float(diff.mean()) if diff.size else 0.0, cos, ref_max, p999(diff), top1)
+
+
+def p999(diff: np.ndarray) -> float:
+    """The error 99.9% of elements stay within: the k-th largest error with k = size/1000 (the maximum when
+    the output has fewer than 1000 elements)."""
+    if diff.size == 0:
+        return 0.0
+    k = diff.size // 1000
+    return float(np.partition(diff, diff.size - 1 - k)[diff.size - 1 - k])
 
 
 def passes(m: Metrics, tol: dict) -> bool:
-    return m.cosine >= tol["cos"] and m.max_abs <= tol["atol"] + tol["rtol"] * m.ref_max
+    return (m.cosine >= tol["cos"] and m.p999_abs <= tol["atol"] + tol["rtol"] * m.ref_max
+            and (m.top1 is None or m.top1 >= tol.get("top1", 1.0)))
 
 
 @dataclass
@@ -95,6 +121,15 @@ def class_agreement(ref: np.ndarray, out: np.ndarray) -> tuple[float, float]:
     return top1, top5
 
 
+def _db(signal: float, noise: float, scale: int) -> float:
+    """scale * log10(signal / noise), defined for every input (no noise: inf; infinite noise or an overflowing,
+    NaN or zero signal: -inf), so outputs that overflow give a number instead of a math domain error."""
+    if noise == 0:
+        return math.inf
+    ratio = signal / noise if math.isfinite(noise) else 0.0
+    return scale * math.log10(ratio) if math.isfinite(ratio) and ratio > 0 else -math.inf
+
+
 def compare_outputs(refs: list[dict], outs: list[dict], tol: dict) -> list[OutputReport]:
     """Per output, over all samples: worst-case errors and cosine, mean cosine, SNR/PSNR, class agreement,
     and the verdict against the output's tolerance."""
@@ -105,10 +140,8 @@ def compare_outputs(refs: list[dict], outs: list[dict], tol: dict) -> list[Outpu
         out_all = np.concatenate([np.asarray(o[name], np.float64).ravel() for o in outs])
         noise = float(np.sum((ref_all - out_all) ** 2)) if np.all(np.isfinite(out_all)) else math.inf
         signal = float(np.sum(ref_all ** 2))
-        snr = math.inf if noise == 0 else 10 * math.log10(max(signal, 1e-30) / noise)
-        rmse = math.sqrt(noise / max(ref_all.size, 1))
-        peak = float(np.max(np.abs(ref_all), initial=0.0))
-        psnr = math.inf if rmse == 0 else 20 * math.log10(max(peak, 1e-30) / rmse)
+        snr, rmse = _db(signal, noise, 10), math.sqrt(noise / max(ref_all.size, 1))
+        psnr = _db(float(np.max(np.abs(ref_all), initial=0.0)), rmse, 20)
         shape = list(np.shape(refs[0][name]))
         top1 = top5 = None
         if is_class_scores(shape):
@@ -116,11 +149,13 @@ def compare_outputs(refs: list[dict], outs: list[dict], tol: dict) -> list[Outpu
             top1, top5 = float(np.mean([a[0] for a in agree])), float(np.mean([a[1] for a in agree]))
         worst = Metrics(max(m.max_abs for m in per), max(m.max_rel for m in per),
                         float(np.mean([m.mean_abs for m in per])), min(m.cosine for m in per),
-                        max(m.ref_max for m in per))
+                        max(m.ref_max for m in per), max(m.p999_abs for m in per),
+                        None if top1 is None else min(m.top1 for m in per))
         t = tolerance_for(name, tol)
         reports.append(OutputReport(
             name=name, shape=shape, max_abs=worst.max_abs, max_rel=worst.max_rel, mean_abs=worst.mean_abs,
             cosine=worst.cosine, passed=passes(worst, t), snr_db=snr, psnr_db=psnr, top1=top1, top5=top5,
-            tolerance=t, needs_atol=worst.max_abs, needs_rtol=worst.max_abs / max(worst.ref_max, 1e-12),
+            p999_abs=worst.p999_abs, tolerance=t, needs_atol=worst.p999_abs,
+            needs_rtol=worst.p999_abs / max(worst.ref_max, 1e-12),
             mean_cosine=float(np.mean([m.cosine for m in per]))))
     return reports
