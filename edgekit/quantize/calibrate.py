@@ -54,7 +54,9 @@ def extract(net, feeds: dict[str, np.ndarray], blobs: list[str]) -> dict[str, np
     with net.create_extractor() as ex:
         ex.set_light_mode(False)
         for name, arr in feeds.items():
-            ex.input(name, ncnn.Mat(np.ascontiguousarray(arr, np.float32)).clone())
+            # keep the contiguous copy referenced: ncnn.Mat(array) borrows its memory until clone()
+            arr = np.ascontiguousarray(arr, np.float32)
+            ex.input(name, ncnn.Mat(arr).clone())
         for name in blobs:
             ret, mat = ex.extract(name)
             if ret != 0:
