@@ -168,7 +168,9 @@ def weight_scales(layer, method: str = "kl") -> np.ndarray:
         limit = np.array([aciq_clip(a, w.shape[1], bits) for a in absmax])
     else:
         limit = absmax
-    return np.where(limit == 0, 1.0, qmax / np.where(limit == 0, 1, limit)).astype(np.float32)
+    # an all-zero (or denormal) channel would get an infinite scale and NaN weights: it quantizes to 0 at scale 1
+    tiny = limit < 1e-30
+    return np.where(tiny, 1.0, qmax / np.where(tiny, 1, limit)).astype(np.float32)
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> float:
@@ -206,3 +208,17 @@ def eq_search(layer, pairs: list[tuple[np.ndarray, np.ndarray]], wscales: np.nda
     cands = [bscale * 0.5 + k * (bscale * 1.5 / steps) for k in range(steps)]
     found = best(cands, lambda x, c: reference.forward_int8(layer, x, weight, bias, wscales, c))
     return wscales, float(found if found is not None else bscale)
+
+
+def choose_bottom_scale(layer, pairs: list[tuple[np.ndarray, np.ndarray]], wscales: np.ndarray,
+                        candidates: dict[str, float]) -> tuple[str, float, dict[str, float]]:
+    """edgekit's addition (not in ncnn2table): of several bottom scales (KL, ACIQ, absmax), the one whose int8
+    layer output is closest (mean cosine) to the fp32 output. KL alone clips outlier channels and the tiny
+    SE-block vectors of PP-LCNet, which no 0.5x-2x EQ search can recover."""
+    weight = layer.blob("weight").floats()
+    bias_blob = layer.blob("bias")
+    bias = bias_blob.floats() if bias_blob is not None else None
+    sims = {k: float(np.mean([_cos(y, reference.forward_int8(layer, x, weight, bias, wscales, s)) for x, y in pairs]))
+            for k, s in candidates.items()}
+    best = max(sims, key=lambda k: sims[k])
+    return best, candidates[best], sims

@@ -21,7 +21,8 @@ from ..errors import EdgekitError
 from . import calibrate, reference
 from .ncnn_model import NcnnModel, fp32_blob, int8_blob
 
-METHODS = ("kl", "aciq", "eq")
+METHODS = ("kl", "aciq", "eq", "best")
+BEST_SAMPLES = 4
 
 
 @dataclass
@@ -32,6 +33,8 @@ class LayerReport:
     bottom_scale: float
     weight_scales: list[float]
     int8_scale_term: int
+    chosen: str = ""  # method "best": which candidate scale won, and each candidate's layer cosine
+    cosines: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -81,6 +84,8 @@ def quantize(param: str | Path, binf: str | Path, out_param: str | Path, out_bin
              eq_samples: int = calibrate.EQ_SAMPLES) -> QuantizeReport:
     """Calibrate on `samples` and write the int8 model; layers named in `keep_float` stay fp32.
 
+    `method`: kl / aciq / eq as ncnn2table; "best" takes, per layer, whichever of the KL, ACIQ and absmax
+    bottom scales gives that layer's int8 output the highest cosine to fp32 (edgekit's addition).
     `samples`: dicts of input name -> array; `input_names` maps those names to ncnn blob names (in0, ...)
     where they differ; `drop_batch` strips the leading batch axis (ncnn blobs have none)."""
     if method not in METHODS:
@@ -104,6 +109,20 @@ def quantize(param: str | Path, binf: str | Path, out_param: str | Path, out_bin
             st = stats[l.bottoms[0]]
             bs = calibrate.aciq_scale(st) if method == "aciq" else calibrate.kl_scale(st)
             scales[l.name] = (calibrate.weight_scales(l, wmethod), bs)
+        chosen = {}
+        if method == "best":
+            for f in feeds[:BEST_SAMPLES]:  # one run per sample gives every layer's input and output
+                got = calibrate.extract(net, f, sorted({b for l in targets for b in (l.bottoms[0], l.tops[0])}))
+                for l in targets:
+                    chosen.setdefault(l.name, []).append((got[l.bottoms[0]], got[l.tops[0]]))
+                del got
+            for l in targets:
+                st = stats[l.bottoms[0]]
+                cands = {"kl": calibrate.kl_scale(st), "aciq": calibrate.aciq_scale(st),
+                         "absmax": 127 / st.absmax if st.absmax else 1.0}
+                pick, bs, sims = calibrate.choose_bottom_scale(l, chosen[l.name], scales[l.name][0], cands)
+                scales[l.name] = (scales[l.name][0], bs)
+                chosen[l.name] = (pick, sims)
         if method == "eq":
             for l in targets:
                 pairs = []
@@ -116,7 +135,9 @@ def quantize(param: str | Path, binf: str | Path, out_param: str | Path, out_bin
     for l in targets:
         ws, bs = scales[l.name]
         term = rewrite_layer(l, ws, bs)
-        report.quantized.append(LayerReport(l.name, l.type, l.bottoms[0], bs, [float(x) for x in ws], term))
+        pick, sims = chosen.get(l.name, ("", {}))
+        report.quantized.append(LayerReport(l.name, l.type, l.bottoms[0], bs, [float(x) for x in ws], term, pick,
+                                            sims))
     model.write(out_param, out_bin)
     report.fp32_bytes = Path(binf).stat().st_size + Path(param).stat().st_size
     report.int8_bytes = Path(out_bin).stat().st_size + Path(out_param).stat().st_size

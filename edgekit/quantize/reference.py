@@ -69,6 +69,8 @@ def conv_int32(xq: np.ndarray, wq: np.ndarray, layer, pad_value: float = 0.0) ->
     win = np.lib.stride_tricks.sliding_window_view(x, (kext_h, kext_w), axis=(1, 2))[:, ::sh, ::sw, ::dh, ::dw]
     o = wq.shape[0]
     cg, og = c // group, o // group
+    if cg == 1 and og == 1:  # depthwise: one einsum over all channels
+        return np.einsum("chwij,cij->chw", win, wq[:, 0].astype(np.float64), optimize=True)
     out = np.empty((o, win.shape[1], win.shape[2]))
     for gi in range(group):
         xs = win[gi * cg:(gi + 1) * cg]  # [cg, OH, OW, kh, kw]

@@ -156,8 +156,11 @@ def test_unknown_keep_float_name_is_an_error(tmp_path):
                            keep_float={"nope"})
 
 
-@pytest.mark.parametrize("method", ["aciq", "eq"])
+@pytest.mark.parametrize("method", ["aciq", "eq", "best"])
 def test_other_methods_run_and_stay_close(tmp_path, method):
     param, binf, qp, qb, report, held = _quantized(tmp_path, nets.gemm(), [1, 64], method=method)
     assert report.method == method
+    if method == "best":
+        (lr,) = report.quantized
+        assert lr.chosen in ("kl", "aciq", "absmax") and lr.cosines[lr.chosen] == max(lr.cosines.values())
     _check_layer(param, binf, qp, qb, report, held, cos_min=0.995)
