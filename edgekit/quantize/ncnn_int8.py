@@ -12,6 +12,7 @@ The runtime only takes the int8 path with `opt.use_int8_inference = True` (`forw
 (opt.use_int8_inference && weight_data.elemsize == 1)"); see `int8_net`."""
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import numpy as np
 from ..errors import EdgekitError
 from . import calibrate, reference
 from .ncnn_model import NcnnModel, fp32_blob, int8_blob
+from .ncnn_rewrite import gemms_to_innerproducts
 
 METHODS = ("kl", "aciq", "eq", "best")
 BEST_SAMPLES = 4
@@ -43,6 +45,7 @@ class QuantizeReport:
     samples: int
     quantized: list[LayerReport] = field(default_factory=list)
     kept_float: list[str] = field(default_factory=list)
+    gemm_rewritten: list[str] = field(default_factory=list)  # Gemm layers now InnerProduct (ncnn_rewrite)
     fp32_bytes: int = 0
     int8_bytes: int = 0
 
@@ -81,13 +84,15 @@ def feeds_for_ncnn(samples: list[dict], input_names: dict[str, str] | None, drop
 def quantize(param: str | Path, binf: str | Path, out_param: str | Path, out_bin: str | Path,
              samples: list[dict], input_names: dict[str, str] | None = None, method: str = "kl",
              keep_float: set[str] | frozenset = frozenset(), drop_batch: bool = True, threads: int = 1,
-             eq_samples: int = calibrate.EQ_SAMPLES) -> QuantizeReport:
+             eq_samples: int = calibrate.EQ_SAMPLES, gemm_to_innerproduct: bool = True) -> QuantizeReport:
     """Calibrate on `samples` and write the int8 model; layers named in `keep_float` stay fp32.
 
     `method`: kl / aciq / eq as ncnn2table; "best" takes, per layer, whichever of the KL, ACIQ and absmax
     bottom scales gives that layer's int8 output the highest cosine to fp32 (edgekit's addition).
     `samples`: dicts of input name -> array; `input_names` maps those names to ncnn blob names (in0, ...)
-    where they differ; `drop_batch` strips the leading batch axis (ncnn blobs have none)."""
+    where they differ; `drop_batch` strips the leading batch axis (ncnn blobs have none).
+    `gemm_to_innerproduct`: first rewrite plain constant-B Gemm layers as InnerProduct (checked to give the same
+    fp32 numbers on the first sample) so that they are quantized too."""
     if method not in METHODS:
         raise EdgekitError(f"unknown calibration method '{method}'; use one of: {', '.join(METHODS)}")
     if not samples:
@@ -96,9 +101,17 @@ def quantize(param: str | Path, binf: str | Path, out_param: str | Path, out_bin
     unknown = set(keep_float) - {l.name for l in model.layers}
     if unknown:
         raise EdgekitError(f"keep_float names no layer of the model: {', '.join(sorted(unknown))}")
-    targets = [l for l in model.quantizable() if l.name not in keep_float and l.get(8, 0) == 0]
     report = QuantizeReport(method, len(samples), kept_float=sorted(keep_float))
     feeds = feeds_for_ncnn(samples, input_names, drop_batch)
+    src_param, src_bin = param, binf
+    if gemm_to_innerproduct:
+        report.gemm_rewritten = gemms_to_innerproducts(model, skip=set(keep_float))
+    tmp = tempfile.TemporaryDirectory(prefix="edgekit-int8-") if report.gemm_rewritten else None
+    if tmp is not None:  # calibrate on the rewritten fp32 model, once it is shown to compute the same
+        param, binf = Path(tmp.name) / "rewritten.param", Path(tmp.name) / "rewritten.bin"
+        model.write(param, binf)
+        _check_same(src_param, src_bin, param, binf, feeds[0], [model.layer(n).tops[0] for n in report.gemm_rewritten])
+    targets = [l for l in model.quantizable() if l.name not in keep_float and l.get(8, 0) == 0]
     net = calibrate.fp32_net(param, binf, threads)
     try:
         blobs = sorted({l.bottoms[0] for l in targets})
@@ -132,6 +145,8 @@ def quantize(param: str | Path, binf: str | Path, out_param: str | Path, out_bin
                 scales[l.name] = calibrate.eq_search(l, pairs, *scales[l.name])
     finally:
         net.clear()
+        if tmp is not None:
+            tmp.cleanup()
     for l in targets:
         ws, bs = scales[l.name]
         term = rewrite_layer(l, ws, bs)
@@ -139,7 +154,7 @@ def quantize(param: str | Path, binf: str | Path, out_param: str | Path, out_bin
         report.quantized.append(LayerReport(l.name, l.type, l.bottoms[0], bs, [float(x) for x in ws], term, pick,
                                             sims))
     model.write(out_param, out_bin)
-    report.fp32_bytes = Path(binf).stat().st_size + Path(param).stat().st_size
+    report.fp32_bytes = Path(src_bin).stat().st_size + Path(src_param).stat().st_size
     report.int8_bytes = Path(out_bin).stat().st_size + Path(out_param).stat().st_size
     return report
 
@@ -159,3 +174,18 @@ def rewrite_layer(layer, wscales: np.ndarray, bscale: float) -> int:
     layer.blobs = blobs
     layer.set(8, term)
     return term
+
+
+def _check_same(param_a, bin_a, param_b, bin_b, feeds: dict, blobs: list[str], rtol: float = 1e-4) -> None:
+    """The rewritten fp32 model must give the original's numbers on `blobs` (else the rewrite is wrong here)."""
+    net_a, net_b = calibrate.fp32_net(param_a, bin_a), calibrate.fp32_net(param_b, bin_b)
+    try:
+        a, b = calibrate.extract(net_a, feeds, blobs), calibrate.extract(net_b, feeds, blobs)
+    finally:
+        net_a.clear()
+        net_b.clear()
+    for name in blobs:
+        scale = float(np.abs(a[name]).max()) or 1.0
+        if a[name].shape != b[name].shape or float(np.abs(a[name] - b[name]).max()) > rtol * scale:
+            raise EdgekitError(f"Gemm -> InnerProduct rewrite changes blob {name}; quantize with "
+                               f"gemm_to_innerproduct=False")

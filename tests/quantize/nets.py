@@ -76,3 +76,12 @@ def to_ncnn(model: onnx.ModelProto, folder: Path) -> tuple[Path, Path]:
     outs = [TensorSpec(vi.name, "float32", shape(vi)) for vi in g.output]
     BACKEND.convert(src, out, ins, outs, ConvertOptions(precision="fp32", workdir=work))
     return out / "model.ncnn.param", out / "model.ncnn.bin"
+
+
+def matmul_2d(seed=5) -> onnx.ModelProto:
+    """x[1,8,16] -> MatMul W[16,12] + b: a per-row linear on a 2D blob (pnnx writes Gemm, as in PP-OCR rec)."""
+    rng = np.random.default_rng(seed)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m"], name="mm"),
+             helper.make_node("Add", ["m", "b"], ["y"], name="bias")]
+    return _model(nodes, [_init("w", rng.normal(0, 0.3, (16, 12))), _init("b", rng.normal(0, 0.1, 12))],
+                  [1, 8, 16], "y", [1, 8, 12])

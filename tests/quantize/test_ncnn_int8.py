@@ -164,3 +164,34 @@ def test_other_methods_run_and_stay_close(tmp_path, method):
         (lr,) = report.quantized
         assert lr.chosen in ("kl", "aciq", "absmax") and lr.cosines[lr.chosen] == max(lr.cosines.values())
     _check_layer(param, binf, qp, qb, report, held, cos_min=0.995)
+
+
+def test_gemm_on_2d_blob_becomes_int8_innerproduct(tmp_path):
+    param, binf = nets.to_ncnn(nets.matmul_2d(), tmp_path / "fp32")
+    src = NcnnModel.read(param, binf)
+    (gemm,) = [l for l in src.layers if l.type == "Gemm"]
+    samples = _samples([1, 8, 16])
+    qp, qb = tmp_path / "int8.param", tmp_path / "int8.bin"
+    report = ncnn_int8.quantize(param, binf, qp, qb, samples[:4], INPUTS)
+    assert report.gemm_rewritten == [gemm.name]
+    (lr,) = report.quantized
+    layer = NcnnModel.read(qp, qb).layer(gemm.name)
+    assert layer.type == "InnerProduct" and layer.get(8) == 2 and layer.blob("weight").tag == TAG_INT8
+    w = gemm.blob("B").floats()  # [N, K]
+    c = gemm.blob("C").floats()
+    assert src.quantizable() == []  # only the rewrite made a quantizable layer
+    net8, net32 = ncnn_int8.int8_net(qp, qb), calibrate.fp32_net(param, binf)
+    ip = NcnnModel.read(qp, qb).layer(gemm.name)
+    for s in samples[4:]:
+        x = s["x"][0]
+        want = reference.forward_int8(ip, x, w, c, np.array(lr.weight_scales), lr.bottom_scale)
+        got = _run(net8, x).reshape(want.shape)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+        assert _cos(got, _run(net32, x)) > 0.999
+
+
+def test_gemm_rewrite_can_be_switched_off(tmp_path):
+    param, binf = nets.to_ncnn(nets.matmul_2d(), tmp_path / "fp32")
+    report = ncnn_int8.quantize(param, binf, tmp_path / "q.param", tmp_path / "q.bin", _samples([1, 8, 16]), INPUTS,
+                                gemm_to_innerproduct=False)
+    assert report.gemm_rewritten == [] and report.quantized == []
