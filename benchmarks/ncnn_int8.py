@@ -7,7 +7,7 @@ median latencies at --threads (and --also-threads), fp32 and int8 runs interleav
 The int8 net is loaded with opt.use_int8_inference = True (edgekit's ncnn runner sets it False).
 
     python benchmarks/ncnn_int8.py [--models ppocr-cls,ppocr-rec,ppocr-det] [--method kl] [--threads 2]
-                                   [--keep depthwise,first,last] [--iters 40] [--also-threads 1]
+                                   [--keep slower,first,last] [--iters 40] [--also-threads 1]
                                    [--json benchmarks/results/ncnn_int8.json]
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ from edgekit import export  # noqa: E402
 from edgekit.fixtures import LINES, OCR_MODELS, render_text_line, render_text_page, write_text_images  # noqa: E402
 from edgekit.harness.inputs import load_samples  # noqa: E402
 from edgekit.manifest import Manifest  # noqa: E402
-from edgekit.quantize import calibrate, ncnn_int8  # noqa: E402
+from edgekit.quantize import calibrate, ncnn_int8, profile  # noqa: E402
 from edgekit.quantize.ncnn_model import NcnnModel  # noqa: E402
 from edgekit.quantize.ncnn_rewrite import gemms_to_innerproducts  # noqa: E402
 
@@ -105,7 +105,7 @@ def interleaved(run_a, run_b, iters: int, warmup: int = 3) -> tuple[list[float],
 def keep_layers(model: NcnnModel, keep: list[str]) -> set[str]:
     """'first' / 'last' = the first / last quantizable layer (after the Gemm rewrite quantize does),
     'depthwise' = every ConvolutionDepthWise (ncnn's x86 int8 depthwise is slower than its fp32 one);
-    other entries are layer names."""
+    other entries are layer names ('slower' is handled in measure: edgekit.quantize.profile)."""
     gemms_to_innerproducts(model)
     q = model.quantizable()
     names = set()
@@ -135,10 +135,17 @@ def measure(name: str, method: str, threads: int, keep: list[str], iters: int, w
     held_samples = load_samples(held, man.inputs, fx.preprocessing)
     q_param, q_bin = res.path / "model.int8.param", res.path / "model.int8.bin"
     model = NcnnModel.read(param, binf)
-    kept = keep_layers(model, keep)
+    kept = keep_layers(model, [k for k in keep if k != "slower"])
     t = time.perf_counter()
     report = ncnn_int8.quantize(param, binf, q_param, q_bin, cal_samples, input_names, method=method,
                                 keep_float=kept, threads=threads)
+    speeds = []
+    if "slower" in keep:  # time each int8 layer alone (1 thread) and requantize with the slower ones in float
+        speeds = profile.layer_speeds(param, binf, q_param, q_bin,
+                                      ncnn_int8.feeds_for_ncnn(cal_samples[:1], input_names, True)[0])
+        kept |= profile.slower_in_int8(speeds)
+        report = ncnn_int8.quantize(param, binf, q_param, q_bin, cal_samples, input_names, method=method,
+                                    keep_float=kept, threads=threads)
     quant_s = time.perf_counter() - t
 
     ref = ort_outputs(fx.path, held_samples)
@@ -150,7 +157,9 @@ def measure(name: str, method: str, threads: int, keep: list[str], iters: int, w
     row = {"model": name, "method": method, "keep": keep, "keep_float": sorted(kept), "threads": threads,
            "calibration_images": len(cal_samples), "held_out_images": len(held_samples),
            "quantized_layers": len(report.quantized), "gemm_rewritten": report.gemm_rewritten,
-           "quantize_seconds": round(quant_s, 1)}
+           "quantize_seconds": round(quant_s, 1),
+           "layer_speeds": [{"name": x.name, "type": x.type, "fp32_ms": round(x.fp32_ms, 3),
+                             "int8_ms": round(x.int8_ms, 3)} for x in speeds]}
     for oi, spec in enumerate(man.outputs):
         row.setdefault("outputs", []).append({
             "name": spec.name,
@@ -176,7 +185,9 @@ def measure(name: str, method: str, threads: int, keep: list[str], iters: int, w
                "int8_median_ms": statistics.median(t8) * 1e3,
                "ratio_int8_over_fp32": statistics.median(t8) / statistics.median(t32),
                # the machine is shared: the median of back-to-back pairs' ratios is steadier than a ratio of medians
-               "ratio_pairwise_median": statistics.median(y / x for x, y in zip(t32, t8))}
+               "ratio_pairwise_median": statistics.median(y / x for x, y in zip(t32, t8)),
+               # and the fastest run of each is the one least disturbed by other processes
+               "fp32_min_ms": min(t32) * 1e3, "int8_min_ms": min(t8) * 1e3, "ratio_min": min(t8) / min(t32)}
         lat["speedup"] = 1 / lat["ratio_int8_over_fp32"]
         row.setdefault("latency", []).append(lat)
     main_lat = row["latency"][0]
@@ -184,6 +195,7 @@ def measure(name: str, method: str, threads: int, keep: list[str], iters: int, w
     row["latency_int8_median_ms"] = main_lat["int8_median_ms"]
     row["latency_ratio_int8_over_fp32"] = main_lat["ratio_int8_over_fp32"]
     row["latency_ratio_pairwise_median"] = main_lat["ratio_pairwise_median"]
+    row["latency_ratio_min"] = main_lat["ratio_min"]
     row["speedup"] = main_lat["speedup"]
     return row
 
@@ -193,8 +205,8 @@ def main(argv=None) -> int:
     ap.add_argument("--models", default="ppocr-cls,ppocr-rec,ppocr-det")
     ap.add_argument("--method", default="kl", choices=ncnn_int8.METHODS)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--keep", default="", help="layers kept fp32, comma-separated: first, last, depthwise and/or "
-                                               "layer names")
+    ap.add_argument("--keep", default="", help="layers kept fp32, comma-separated: first, last, depthwise, "
+                                               "slower (int8 not faster when timed alone) and/or layer names")
     ap.add_argument("--iters", type=int, default=40)
     ap.add_argument("--also-threads", default="1", help="further thread counts to time (comma-separated)")
     ap.add_argument("--calib", type=int, default=8, help="calibration images per model")
@@ -207,16 +219,16 @@ def main(argv=None) -> int:
             rows.append(measure(name, args.method, args.threads, keep, args.iters, Path(tmp), args.calib,
                                 [int(t) for t in args.also_threads.split(",") if t]))
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    print(f"{'model':<10} {'cos int8/ORT (min)':>18} {'top-1':>6} {'size':>6} {'latency':>8} {'pairwise':>8}  "
+    print(f"{'model':<10} {'cos int8/ORT (min)':>18} {'top-1':>6} {'size':>6} {'latency':>8} {'pairwise':>8} {'min':>6}  "
           f"(fp32 ms / int8 ms, {args.threads} threads, {args.method}, keep_float={keep or 'none'})")
     for r in rows:
         cos = min(o["cosine_int8_vs_ort_min"] for o in r["outputs"])
         t1 = f"{r['top1_agreement']:.3f}" if "top1_agreement" in r else "-"
         print(f"{r['model']:<10} {cos:>18.4f} {t1:>6} {r['size_ratio']:>6.3f} {r['latency_ratio_int8_over_fp32']:>8.3f}"
-              f" {r['latency_ratio_pairwise_median']:>8.3f}"
+              f" {r['latency_ratio_pairwise_median']:>8.3f} {r['latency_ratio_min']:>6.3f}"
               f"  ({r['latency_fp32_median_ms']:.1f} / {r['latency_int8_median_ms']:.1f}, "
               f"{r['speedup']:.2f}x)" + "".join(f"; {l['threads']} thread(s): {l['ratio_int8_over_fp32']:.3f}"
-                                                f" pairwise {l['ratio_pairwise_median']:.3f}" for l in r["latency"][1:]))
+                                                f" pairwise {l['ratio_pairwise_median']:.3f} min {l['ratio_min']:.3f}" for l in r["latency"][1:]))
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     prior = json.loads(out.read_text()) if out.is_file() else {}

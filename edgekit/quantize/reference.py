@@ -4,7 +4,9 @@ What ncnn does (ncnn a4d2ea1 `src/layer/convolution.cpp` forward_int8, `src/laye
 create_pipeline_int8_x86 / forward_int8_x86, `src/layer/quantize.cpp` float2int8): quantize the fp32 input
 with the bottom scale (round half away from zero, clamp to [-127, 127]), accumulate int8 x int8 in int32,
 dequantize channel p with 1 / (bottom_scale * weight_scale[p]) (0 where the weight scale is 0), add the fp32
-bias, then the fused activation (`src/layer/fused_activation.h`). Used by EQ calibration and as the tests' oracle."""
+bias, then the fused activation (`src/layer/fused_activation.h`). Used by EQ calibration and as the tests' oracle.
+Not bit-exact everywhere: x86 depthwise dequantizes with `_mm_rcp_ps` (`src/layer/x86/convolutiondepthwise_x86.cpp`
+~line 996), an approximate reciprocal good to ~2^-12."""
 from __future__ import annotations
 
 import numpy as np
