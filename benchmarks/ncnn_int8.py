@@ -118,7 +118,7 @@ def keep_layers(model: NcnnModel, keep: list[str]) -> set[str]:
 
 
 def measure(name: str, method: str, threads: int, keep: list[str], iters: int, work: Path,
-            calib_count: int, extra_threads: list[int] = ()) -> dict:
+            calib_count: int, extra_threads: list[int] = (), float_weights: str = "fp32") -> dict:
     fx = OCR_MODELS[name]
     rotate = name == "ppocr-cls"
     calib = write_calibration(work / f"{name}-calib", fx.kind, calib_count, rotate)
@@ -138,14 +138,14 @@ def measure(name: str, method: str, threads: int, keep: list[str], iters: int, w
     kept = keep_layers(model, [k for k in keep if k != "slower"])
     t = time.perf_counter()
     report = ncnn_int8.quantize(param, binf, q_param, q_bin, cal_samples, input_names, method=method,
-                                keep_float=kept, threads=threads)
+                                keep_float=kept, threads=threads, float_weights=float_weights)
     speeds = []
     if "slower" in keep:  # time each int8 layer alone (1 thread) and requantize with the slower ones in float
         speeds = profile.layer_speeds(param, binf, q_param, q_bin,
                                       ncnn_int8.feeds_for_ncnn(cal_samples[:1], input_names, True)[0])
         kept |= profile.slower_in_int8(speeds)
         report = ncnn_int8.quantize(param, binf, q_param, q_bin, cal_samples, input_names, method=method,
-                                    keep_float=kept, threads=threads)
+                                    keep_float=kept, threads=threads, float_weights=float_weights)
     quant_s = time.perf_counter() - t
 
     ref = ort_outputs(fx.path, held_samples)
@@ -154,7 +154,8 @@ def measure(name: str, method: str, threads: int, keep: list[str], iters: int, w
     net8 = ncnn_int8.int8_net(q_param, q_bin, threads)
     got32 = ncnn_outputs(net32, feeds, outputs)
     got8 = ncnn_outputs(net8, feeds, outputs)
-    row = {"model": name, "method": method, "keep": keep, "keep_float": sorted(kept), "threads": threads,
+    row = {"model": name, "method": method, "keep": keep, "keep_float": sorted(kept), "float_weights": float_weights,
+           "threads": threads,
            "calibration_images": len(cal_samples), "held_out_images": len(held_samples),
            "quantized_layers": len(report.quantized), "gemm_rewritten": report.gemm_rewritten,
            "quantize_seconds": round(quant_s, 1),
@@ -207,6 +208,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--keep", default="", help="layers kept fp32, comma-separated: first, last, depthwise, "
                                                "slower (int8 not faster when timed alone) and/or layer names")
+    ap.add_argument("--float-weights", default="fp32", choices=("fp32", "fp16"),
+                    help="weights of the layers left in float (fp16: smaller file, still fp32 arithmetic)")
     ap.add_argument("--iters", type=int, default=40)
     ap.add_argument("--also-threads", default="1", help="further thread counts to time (comma-separated)")
     ap.add_argument("--calib", type=int, default=8, help="calibration images per model")
@@ -217,10 +220,11 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="edgekit-int8-") as tmp:
         for name in args.models.split(","):
             rows.append(measure(name, args.method, args.threads, keep, args.iters, Path(tmp), args.calib,
-                                [int(t) for t in args.also_threads.split(",") if t]))
+                                [int(t) for t in args.also_threads.split(",") if t], args.float_weights))
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     print(f"{'model':<10} {'cos int8/ORT (min)':>18} {'top-1':>6} {'size':>6} {'latency':>8} {'pairwise':>8} {'min':>6}  "
-          f"(fp32 ms / int8 ms, {args.threads} threads, {args.method}, keep_float={keep or 'none'})")
+          f"(fp32 ms / int8 ms, {args.threads} threads, {args.method}, keep_float={keep or 'none'}, "
+          f"float weights {args.float_weights})")
     for r in rows:
         cos = min(o["cosine_int8_vs_ort_min"] for o in r["outputs"])
         t1 = f"{r['top1_agreement']:.3f}" if "top1_agreement" in r else "-"
@@ -233,8 +237,9 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     prior = json.loads(out.read_text()) if out.is_file() else {}
     runs = prior.get("runs", []) if isinstance(prior, dict) else []
-    runs = [r for r in runs if not (r["method"] == args.method and r["keep"] == keep)]
-    runs.append({"method": args.method, "keep": keep, "threads": args.threads, "rows": rows})
+    key = {"method": args.method, "keep": keep, "float_weights": args.float_weights}
+    runs = [r for r in runs if {k: r.get(k, "fp32") for k in key} != key]
+    runs.append({**key, "threads": args.threads, "rows": rows})
     out.write_text(json.dumps({"benchmark": "ncnn_int8", "runs": runs}, indent=1) + "\n")
     return 0
 

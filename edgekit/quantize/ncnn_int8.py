@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import EdgekitError
 from . import calibrate, reference
-from .ncnn_model import NcnnModel, fp32_blob, int8_blob
+from .ncnn_model import TAG_FP32, NcnnModel, fp16_blob, fp32_blob, int8_blob
 from .ncnn_rewrite import gemms_to_innerproducts
 
 METHODS = ("kl", "aciq", "eq", "best")
@@ -46,6 +46,7 @@ class QuantizeReport:
     quantized: list[LayerReport] = field(default_factory=list)
     kept_float: list[str] = field(default_factory=list)
     gemm_rewritten: list[str] = field(default_factory=list)  # Gemm layers now InnerProduct (ncnn_rewrite)
+    float_weights: str = "fp32"
     fp32_bytes: int = 0
     int8_bytes: int = 0
 
@@ -84,7 +85,8 @@ def feeds_for_ncnn(samples: list[dict], input_names: dict[str, str] | None, drop
 def quantize(param: str | Path, binf: str | Path, out_param: str | Path, out_bin: str | Path,
              samples: list[dict], input_names: dict[str, str] | None = None, method: str = "kl",
              keep_float: set[str] | frozenset = frozenset(), drop_batch: bool = True, threads: int = 1,
-             eq_samples: int = calibrate.EQ_SAMPLES, gemm_to_innerproduct: bool = True) -> QuantizeReport:
+             eq_samples: int = calibrate.EQ_SAMPLES, gemm_to_innerproduct: bool = True,
+             float_weights: str = "fp32") -> QuantizeReport:
     """Calibrate on `samples` and write the int8 model; layers named in `keep_float` stay fp32.
 
     `method`: kl / aciq / eq as ncnn2table; "best" takes, per layer, whichever of the KL, ACIQ and absmax
@@ -92,7 +94,9 @@ def quantize(param: str | Path, binf: str | Path, out_param: str | Path, out_bin
     `samples`: dicts of input name -> array; `input_names` maps those names to ncnn blob names (in0, ...)
     where they differ; `drop_batch` strips the leading batch axis (ncnn blobs have none).
     `gemm_to_innerproduct`: first rewrite plain constant-B Gemm layers as InnerProduct (checked to give the same
-    fp32 numbers on the first sample) so that they are quantized too."""
+    fp32 numbers on the first sample) so that they are quantized too.
+    `float_weights="fp16"` stores the weights of every layer left in float as tagged fp16 (ncnn widens them
+    to fp32 at load, so those layers still compute in fp32, on fp16-rounded weights): a smaller file."""
     if method not in METHODS:
         raise EdgekitError(f"unknown calibration method '{method}'; use one of: {', '.join(METHODS)}")
     if not samples:
@@ -153,7 +157,14 @@ def quantize(param: str | Path, binf: str | Path, out_param: str | Path, out_bin
         pick, sims = chosen.get(l.name, ("", {}))
         report.quantized.append(LayerReport(l.name, l.type, l.bottoms[0], bs, [float(x) for x in ws], term, pick,
                                             sims))
+    if float_weights == "fp16":
+        for layer in model.layers:
+            layer.blobs = [fp16_blob(b.role, b.floats()) if b.tagged and b.tag == TAG_FP32 else b
+                           for b in layer.blobs]
+    elif float_weights != "fp32":
+        raise EdgekitError(f"float_weights must be 'fp32' or 'fp16', not '{float_weights}'")
     model.write(out_param, out_bin)
+    report.float_weights = float_weights
     report.fp32_bytes = Path(src_bin).stat().st_size + Path(src_param).stat().st_size
     report.int8_bytes = Path(out_bin).stat().st_size + Path(out_param).stat().st_size
     return report

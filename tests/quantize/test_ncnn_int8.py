@@ -195,3 +195,25 @@ def test_gemm_rewrite_can_be_switched_off(tmp_path):
     report = ncnn_int8.quantize(param, binf, tmp_path / "q.param", tmp_path / "q.bin", _samples([1, 8, 16]), INPUTS,
                                 gemm_to_innerproduct=False)
     assert report.gemm_rewritten == [] and report.quantized == []
+
+
+def test_float_layers_can_keep_fp16_weights(tmp_path):
+    from edgekit.quantize.ncnn_model import TAG_FP16
+
+    param, binf = nets.to_ncnn(nets.conv_chain(), tmp_path / "fp32")
+    src = NcnnModel.read(param, binf)
+    first, last = (l.name for l in src.quantizable())
+    samples = _samples([1, 4, 16, 16])
+    kw = dict(keep_float={last})
+    a, b = tmp_path / "a", tmp_path / "b"
+    ra = ncnn_int8.quantize(param, binf, a.with_suffix(".param"), a.with_suffix(".bin"), samples[:4], INPUTS, **kw)
+    rb = ncnn_int8.quantize(param, binf, b.with_suffix(".param"), b.with_suffix(".bin"), samples[:4], INPUTS,
+                            float_weights="fp16", **kw)
+    kept = NcnnModel.read(b.with_suffix(".param"), b.with_suffix(".bin")).layer(last)
+    assert kept.blob("weight").tag == TAG_FP16 and rb.int8_bytes < ra.int8_bytes
+    na = ncnn_int8.int8_net(a.with_suffix(".param"), a.with_suffix(".bin"))
+    nb = ncnn_int8.int8_net(b.with_suffix(".param"), b.with_suffix(".bin"))
+    for s in samples[4:]:
+        ya, yb = _run(na, s["x"][0]), _run(nb, s["x"][0])
+        np.testing.assert_allclose(yb, ya, rtol=0, atol=2e-3 * np.abs(ya).max())
+        assert np.abs(ya - yb).max() > 0  # the fp16-rounded weights were really used
