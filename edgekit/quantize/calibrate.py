@@ -175,7 +175,10 @@ def weight_scales(layer, method: str = "kl") -> np.ndarray:
 
 def _cos(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
-    return float(a @ b / math.sqrt(float(a @ a) * float(b @ b)))
+    den = math.sqrt(float(a @ a) * float(b @ b))
+    if den == 0:  # an all-zero output (a dead ReLU branch): equal if both are zero
+        return 1.0 if not a.any() and not b.any() else 0.0
+    return float(a @ b / den)
 
 
 def eq_search(layer, pairs: list[tuple[np.ndarray, np.ndarray]], wscales: np.ndarray, bscale: float,
