@@ -1,12 +1,14 @@
 """Rewrite an fp32 ncnn model as int8, as ncnn2int8 does, without ncnn's C++ tools.
 
-What ncnn2int8 writes (ncnn a4d2ea1 `tools/quantize/ncnn2int8.cpp` quantize_convolution /
-quantize_convolutiondepthwise / quantize_innerproduct, saved by `tools/modelwriter.h` ModelWriter::save):
+What ncnn2int8 writes (ncnn a4d2ea1 `tools/quantize/ncnn2int8.cpp` quantize_convolution (8=2 at line 209) /
+quantize_convolutiondepthwise (8=1, line 271) / quantize_innerproduct (8=2, line 326), saved by
+`tools/modelwriter.h` ModelWriter::save, fwrite_weight_tag_data lines 635-692, depthwise scales 1134-1156):
 `8=2` on Convolution and InnerProduct (per-output-channel weight scales), `8=1` on ConvolutionDepthWise
 (per-group weight scales); the weights are stored quantized, as a tagged int8 blob (tag 0x000D4B38, padded to
 4 bytes); the bias stays raw fp32; then, untagged fp32, the weight scales and the one bottom-blob scale. The
 loader reads exactly that (`src/layer/convolution.cpp`, `convolutiondepthwise.cpp`, `innerproduct.cpp`
-load_model: weight, bias, weight_data_int8_scales, bottom_blob_int8_scales). Requantize fusion (8=10x, int8
+load_model: weight, bias, weight_data_int8_scales, bottom_blob_int8_scales; convolution.cpp lines 63-84,
+convolutiondepthwise.cpp 70-104, innerproduct.cpp 42-58). Requantize fusion (8=10x, int8
 between layers) is not done: every int8 layer takes and gives fp32.
 The runtime only takes the int8 path with `opt.use_int8_inference = True` (`forward`: "if
 (opt.use_int8_inference && weight_data.elemsize == 1)"); see `int8_net`."""
