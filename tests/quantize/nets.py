@@ -1,0 +1,87 @@
+"""Small ONNX models for the int8 tests, converted to ncnn with pnnx the way edgekit does (fp16=0)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from edgekit.backends.base import ConvertOptions
+from edgekit.backends.ncnn import BACKEND
+from edgekit.manifest import TensorSpec
+
+
+def _init(name, arr):
+    return numpy_helper.from_array(np.asarray(arr, dtype=np.float32), name)
+
+
+def _model(nodes, inits, x_shape, y_name, y_shape) -> onnx.ModelProto:
+    graph = helper.make_graph(nodes, "int8_test", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                              [helper.make_tensor_value_info(y_name, TensorProto.FLOAT, y_shape)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="edgekit-tests")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def single_conv(seed=0, k=3, stride=1) -> onnx.ModelProto:
+    """x[1,8,16,16] -> Conv(16, kxk, pad) with bias."""
+    rng = np.random.default_rng(seed)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["y"], name="conv", pads=[k // 2] * 4, strides=[stride] * 2)]
+    oh = (16 + 2 * (k // 2) - k) // stride + 1
+    return _model(nodes, [_init("w", rng.normal(0, 0.3, (16, 8, k, k))), _init("b", rng.normal(0, 0.1, 16))],
+                  [1, 8, 16, 16], "y", [1, 16, oh, oh])
+
+
+def depthwise_conv(seed=1) -> onnx.ModelProto:
+    """x[1,8,16,16] -> depthwise Conv(group=8, 3x3, pad 1) with bias."""
+    rng = np.random.default_rng(seed)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["y"], name="dw", pads=[1] * 4, group=8)]
+    return _model(nodes, [_init("w", rng.normal(0, 0.5, (8, 1, 3, 3))), _init("b", rng.normal(0, 0.1, 8))],
+                  [1, 8, 16, 16], "y", [1, 8, 16, 16])
+
+
+def gemm(seed=2) -> onnx.ModelProto:
+    """x[1,64] -> Gemm(transB) to 32 (pnnx makes it an InnerProduct)."""
+    rng = np.random.default_rng(seed)
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="fc", transB=1)]
+    return _model(nodes, [_init("w", rng.normal(0, 0.2, (32, 64))), _init("b", rng.normal(0, 0.1, 32))],
+                  [1, 64], "y", [1, 32])
+
+
+def conv_chain(seed=3) -> onnx.ModelProto:
+    """x[1,4,16,16] -> conv_a (3x3) -> relu -> conv_b (1x1) -> y: two quantizable layers, one can stay float."""
+    rng = np.random.default_rng(seed)
+    nodes = [helper.make_node("Conv", ["x", "wa", "ba"], ["a"], name="conv_a", pads=[1] * 4),
+             helper.make_node("Relu", ["a"], ["r"], name="relu"),
+             helper.make_node("Conv", ["r", "wb", "bb"], ["y"], name="conv_b")]
+    inits = [_init("wa", rng.normal(0, 0.3, (12, 4, 3, 3))), _init("ba", rng.normal(0, 0.1, 12)),
+             _init("wb", rng.normal(0, 0.3, (6, 12, 1, 1))), _init("bb", rng.normal(0, 0.1, 6))]
+    return _model(nodes, inits, [1, 4, 16, 16], "y", [1, 6, 16, 16])
+
+
+def to_ncnn(model: onnx.ModelProto, folder: Path) -> tuple[Path, Path]:
+    """pnnx-convert `model` as edgekit's ncnn backend does; returns (param, bin)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    src = folder / "src.onnx"
+    onnx.save(model, str(src))
+    work = folder / "work"
+    work.mkdir(exist_ok=True)
+    out = folder / "out"
+    out.mkdir(exist_ok=True)
+    g = model.graph
+    shape = lambda vi: [d.dim_value for d in vi.type.tensor_type.shape.dim]
+    ins = [TensorSpec(vi.name, "float32", shape(vi)) for vi in g.input]
+    outs = [TensorSpec(vi.name, "float32", shape(vi)) for vi in g.output]
+    BACKEND.convert(src, out, ins, outs, ConvertOptions(precision="fp32", workdir=work))
+    return out / "model.ncnn.param", out / "model.ncnn.bin"
+
+
+def matmul_2d(seed=5) -> onnx.ModelProto:
+    """x[1,8,16] -> MatMul W[16,12] + b: a per-row linear on a 2D blob (pnnx writes Gemm, as in PP-OCR rec)."""
+    rng = np.random.default_rng(seed)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m"], name="mm"),
+             helper.make_node("Add", ["m", "b"], ["y"], name="bias")]
+    return _model(nodes, [_init("w", rng.normal(0, 0.3, (16, 12))), _init("b", rng.normal(0, 0.1, 12))],
+                  [1, 8, 16], "y", [1, 8, 12])
