@@ -35,7 +35,8 @@ from .runner import open_artifact
 from .runner import reference as reference_runner
 from .version import __version__
 
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8")
+MAX_CALIBRATION = 64  # calibration samples used at most (ncnn2table's histograms settle well before)
 
 
 @dataclass
@@ -92,6 +93,8 @@ class ExportJob:
     scratch: Path
     progress: Callable[[str, str], None]
     fixed: onnx.ModelProto  # the shape-fixed model every rung starts from
+    calibration: list[dict] | None = None  # int8: the calibration samples (never the verification ones)
+    max_drop: float = 0.01
     normalized: dict = field(default_factory=dict)  # passes -> (path, applied, digest): one model per pass list
 
     def normalize(self, passes: tuple[str, ...]) -> tuple[Path, list[str], str]:
@@ -110,7 +113,8 @@ def export(model: str | Path, target: str = "all", *, out: str | Path | None = N
            input_shapes: dict | list | None = None, precision: str | None = None, dynamic: bool = False,
            data: list | None = None, samples: int = 2, preprocessing: Preprocessing | None = None,
            labels: list[str] | None = None, tolerances: dict | None = None, passes: list[str] | None = None,
-           recipe: str | None = None, const: dict | list | None = None, force: bool = False, keep_workdir: bool = False, keep_inaccurate: bool = False,
+           recipe: str | None = None, const: dict | list | None = None, calib: list | None = None,
+           max_drop: float = 0.01, force: bool = False, keep_workdir: bool = False, keep_inaccurate: bool = False,
            progress: Callable[[str, str], None] | None = None) -> list[ExportResult]:
     """Convert an ONNX model to every format of a target and verify each artifact against ONNX Runtime.
 
@@ -121,7 +125,7 @@ def export(model: str | Path, target: str = "all", *, out: str | Path | None = N
         out: the folder for the artifacts, one `<model>_<format>/` each (default: the current folder).
         input_shapes: static shapes for dynamic inputs, ["x:1x3x48x192"] or {"x": [1, 3, 48, 192]}; a dynamic
             batch axis alone becomes 1.
-        precision: "fp32" (default, or the profile's) or "fp16"; verification runs at this precision.
+        precision: "fp32" (default, or the profile's), "fp16" or "int8"; verification runs at this precision.
         dynamic: keep the model's dynamic axes (not the batch) in the formats whose backend can; `input_shapes`
             then gives the typical size, and verification runs there and at a second size.
         data: verification inputs: image files or folders (through `preprocessing`) or .npy/.npz files;
@@ -135,6 +139,11 @@ def export(model: str | Path, target: str = "all", *, out: str | Path | None = N
             None (default): each backend's conversion ladder, rung by rung, keeping the first artifact that
             converts and verifies.
         recipe: force one rung of each backend's ladder by name ("default", "raw", ...).
+        calib: int8 calibration data: image files or folders (through `preprocessing`) or .npy/.npz. The
+            verification (the accuracy gate) runs on `data`, or, without it, on a quarter of the calibration
+            samples held out from calibrating.
+        max_drop: int8 accuracy budget: each output's cosine to ONNX Runtime fp32 at least 1 - max_drop and
+            class scores keeping their top-1 in that fraction of rows; layers move back to float until it holds.
         const: inputs that are constant in deployment, frozen to their value before converting
             (["sr=16000"] or {"sr": 16000}); `If` branches on them fold away, and they leave the artifact's
             inputs (a 0-d sample-rate input, a mode flag).
@@ -158,6 +167,20 @@ def export(model: str | Path, target: str = "all", *, out: str | Path | None = N
     precision = precision or plan.precision or "fp32"
     if precision not in PRECISIONS:
         raise EdgekitError(f"unknown precision '{precision}'; use one of: {', '.join(PRECISIONS)}")
+    lacking = [f for f in plan.formats if precision not in backends.get(f).precisions]
+    if lacking:
+        able = [f for f in backends.formats() if f in backends.BUILTIN and precision in backends.get(f).precisions]
+        raise EdgekitError(f"{precision} is not available for {', '.join(lacking)} here; formats with {precision}: "
+                           f"{', '.join(able)}")
+    if precision == "int8":
+        if not calib:
+            raise EdgekitError(f"int8 needs calibration data: give {spell('calib', 'DIR')} with images (or .npy/"
+                               ".npz) like those the model sees in deployment")
+        if not 0 < max_drop < 1:
+            raise EdgekitError(f"{spell('max_drop', str(max_drop))}: the accuracy budget is a fraction in (0, 1), "
+                               "e.g. 0.01 for 1%")
+        if dynamic:
+            raise EdgekitError(f"int8 needs static shapes; export without {spell('dynamic')}")
     if isinstance(input_shapes, list):
         input_shapes = parse_shape_args(input_shapes)
     out_dir = Path(out) if out is not None else Path.cwd()
@@ -183,10 +206,12 @@ def export(model: str | Path, target: str = "all", *, out: str | Path | None = N
     progress("*", "preparing the model")
     fixed = fix_input_shapes(original, shapes)
     ins = inspect.graph_inputs(fixed)
+    calibration, held_out = _calibration_set(ins, calib, data, preprocessing) if precision == "int8" else (None, None)
     reference = None
     for vs in verify_shapes:  # one reference per verification shape (two or more for a dynamic export)
         at = [TensorSpec(s.name, s.dtype, list(vs[s.name])) for s in ins]
-        ref = _reference(original, model_path.name, at, data, preprocessing, samples, progress, set(frozen))
+        ref = _reference(original, model_path.name, at, data, preprocessing, samples, progress, set(frozen),
+                         held_out)
         if len(verify_shapes) > 1:
             ref.source = f"at {', '.join('x'.join(map(str, d)) for d in vs.values())}: {ref.source}"
         reference = ref if reference is None else Reference(
@@ -204,13 +229,17 @@ def export(model: str | Path, target: str = "all", *, out: str | Path | None = N
         options["dynamic"] = True
     if frozen:
         options["const"] = {k: v.tolist() for k, v in frozen.items()}
+    tol = dict(tolerances or compare.DEFAULT_TOLERANCES[precision])
+    if precision == "int8":
+        options.update(calib=[str(c) for c in calib], max_drop=max_drop, calibration_samples=len(calibration))
+        if not tolerances:  # the gate is the user's budget
+            tol.update(cos=1 - max_drop, top1=1 - max_drop)
 
     results = []
     with tempfile.TemporaryDirectory(prefix="edgekit-") as scratch:
-        job = ExportJob(ins, outs, reference, source, options, precision,
-                        dict(tolerances or compare.DEFAULT_TOLERANCES[precision]), preprocessing, labels, force,
+        job = ExportJob(ins, outs, reference, source, options, precision, tol, preprocessing, labels, force,
                         keep_workdir, keep_inaccurate, verify_shapes if dynamic else None, Path(scratch), progress,
-                        fixed)
+                        fixed, calibration, max_drop)
         for fmt in plan.formats:
             results.append(_export_one(fmt, ladders[fmt], dests[fmt], job))
     return results
@@ -323,7 +352,8 @@ def _convert_and_verify(backend, rung: Recipe, model_path: Path, applied: list[s
     conv = backend.convert(model_path, art, [_copy(s) for s in job.inputs], [_copy(s) for s in job.outputs],
                            ConvertOptions(precision=job.precision, workdir=work,
                                           calibration=_calibration(job.reference.samples),
-                                          shapes=job.dynamic_shapes, converter=dict(rung.converter)))
+                                          shapes=job.dynamic_shapes, converter=dict(rung.converter),
+                                          calibration_samples=job.calibration, max_drop=job.max_drop))
     manifest = Manifest(
         format=fmt, files=conv.files, source=job.source, inputs=conv.inputs, outputs=conv.outputs,
         precision=conv.precision, export_options=job.options, tools={"edgekit": __version__, **conv.tools},
@@ -425,8 +455,22 @@ def _copy(spec):
     return replace(spec, shape=list(spec.shape))
 
 
-def _reference(original, name, ins, data, preprocessing, samples, progress, frozen=frozenset()) -> Reference:
-    feeds, what = inputs_mod.make_samples(ins, data, preprocessing, max(samples, 1))
+def _calibration_set(ins, calib, data, preprocessing) -> tuple[list[dict], tuple[list[dict], str] | None]:
+    """int8: the calibration samples, and (without `data`) a quarter of them held out for the gate."""
+    static = [TensorSpec(s.name, s.dtype, [d if isinstance(d, int) else 1 for d in s.shape]) for s in ins]
+    feeds, what = inputs_mod.make_samples(static, calib, preprocessing, MAX_CALIBRATION)
+    if data:
+        return feeds, None
+    if len(feeds) < 2:
+        raise EdgekitError(f"int8: {what} is one sample; give more calibration data, or held-out verification "
+                           f"inputs with {spell('data', 'FILES')}")
+    k = max(1, len(feeds) // 4)
+    return feeds[:-k], (feeds[-k:], f"{k} calibration sample(s) held out from calibrating ({what})")
+
+
+def _reference(original, name, ins, data, preprocessing, samples, progress, frozen=frozenset(),
+               given: tuple[list[dict], str] | None = None) -> Reference:
+    feeds, what = given or inputs_mod.make_samples(ins, data, preprocessing, max(samples, 1))
     feeds = [{k: v for k, v in f.items() if k not in frozen} for f in feeds]  # data may still hold a const input
     progress("*", "running the ONNX Runtime reference")
     ref = reference_runner(original, name=name)

@@ -43,6 +43,7 @@ class Precision:
     weights: str = "fp32"  # storage type of the weights in the written files
     compute: str = "fp32"  # arithmetic the runtime is configured for
     settings: dict = field(default_factory=dict)  # the exact runtime knobs that make it so
+    quantization: dict | None = None  # int8: method, calibration samples, layers kept float and why, drops
 
 
 @dataclass

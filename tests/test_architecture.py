@@ -13,9 +13,9 @@ ROOT = Path(edgekit.__file__).parent
 LAYERS = [
     ("core", ["errors", "version", "options", "fsutil", "subproc", "resources", "manifest", "preprocess", "native"]),
     ("onnx", ["onnx"]),
-    ("backends", ["backends", "targets"]),
+    ("backends", ["backends", "targets", "quantize"]),
     ("runner", ["runner"]),
-    ("harness", ["harness", "quantize"]),
+    ("harness", ["harness"]),
     ("flows", ["exporter", "importer", "workflows", "fixtures"]),
     ("pipeline", ["pipeline"]),
     ("front ends", ["commands", "cli", "__init__", "__main__"]),

@@ -21,6 +21,8 @@ class ConvertOptions:
     precision: str = "fp32"
     workdir: Path | None = None  # scratch folder for the converter
     converter: dict = field(default_factory=dict)  # the recipe's converter options
+    calibration_samples: list[dict] | None = None  # int8: the calibration set (ONNX input names), not verification
+    max_drop: float = 0.01  # int8: the accuracy budget (1 - worst output cosine) the quantizer aims for
     calibration: dict | None = None  # input name -> array of realistic samples (N, ...) for tools that want data
     shapes: list[dict] | None = None  # dynamic export: example static shapes (input name -> dims), typical first
 
@@ -64,6 +66,7 @@ class Backend:
     # is the artifact's own cost, not the one-time cost of importing a runtime into the process.
     runtime_modules: tuple[str, ...] = ()
     devices: tuple[str, ...] = ("cpu",)  # what `load(..., device=)` accepts
+    precisions: tuple[str, ...] = ("fp32", "fp16")  # what `export(..., precision=)` can ask of it
     dynamic = True  # can keep dynamic input axes (export --dynamic); if not, `dynamic_why` says why
     dynamic_why = ""
     # The normalisation passes (names in edgekit.onnx.passes.REGISTRY) this backend's converter needs on most

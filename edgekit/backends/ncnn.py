@@ -23,7 +23,7 @@ PNNX_DTYPES = {"float32": "", "float16": "f16", "int64": "i64", "int32": "i32", 
 def fp_options(precision: str) -> dict:
     fp16 = precision == "fp16"
     return {"use_fp16_packed": fp16, "use_fp16_storage": fp16, "use_fp16_arithmetic": fp16,
-            "use_bf16_storage": False, "use_int8_inference": False}
+            "use_bf16_storage": False, "use_int8_inference": precision == "int8"}
 
 
 def pnnx_binary() -> Path | None:
@@ -97,6 +97,7 @@ class NcnnBackend(Backend):
     requires = ("ncnn",)
     runtime_modules = ("ncnn",)
     devices = ("cpu", "vulkan")
+    precisions = ("fp32", "fp16", "int8")  # int8: edgekit.quantize, pure Python, no ncnn C++ tools
     # pnnx leaves tf2onnx's Pad untranslated, mistranslates DCR DepthToSpace, and its fp16 weights flush tiny
     # folded-BatchNorm weights to zero (each pass module says more)
     passes = ("simplify", "pad-mode", "depth-to-space-crd", "fp16-weight-range")
@@ -149,8 +150,12 @@ class NcnnBackend(Backend):
         settings = fp_options(options.precision)
         weights = "fp16" if fp16 == "1" else "fp32"
         compute = "fp16 storage + arithmetic where the CPU has it" if options.precision == "fp16" else "fp32"
+        quantized = None
+        if options.precision == "int8":
+            weights, compute, quantized = _int8(outdir, ins, outs, options)
         return Converted(files={"param": "model.ncnn.param", "bin": "model.ncnn.bin"}, inputs=ins, outputs=outs,
-                         precision=Precision(options.precision, weights, compute, settings), tools=self.versions())
+                         precision=Precision(options.precision, weights, compute, settings, quantized),
+                         tools=self.versions())
 
     def load(self, folder, manifest, threads=None, device="cpu"):
         self.require()
@@ -186,6 +191,32 @@ def unsupported_layers(param: Path) -> dict[str, list[str]]:
         if len(parts) >= 2 and ncnn.layer_to_index(parts[0]) < 0:
             bad.setdefault(parts[0], []).append(parts[1])
     return bad
+
+
+def _int8(outdir: Path, ins: list[TensorSpec], outs: list[TensorSpec], options) -> tuple[str, str, dict]:
+    """Rewrite the fp32 artifact in `outdir` as int8 (edgekit.quantize), within the accuracy budget."""
+    from ..quantize.fallback import quantize_within
+
+    if not options.calibration_samples:
+        raise EdgekitError("int8 needs calibration data")
+    if any(s.batch != "dropped" for s in ins):
+        raise ConversionError("ncnn", "int8: the quantizer handles inputs whose batch axis ncnn drops; this "
+                                      "model keeps one")
+    fp32_param, fp32_bin = outdir / "fp32.param", outdir / "fp32.bin"
+    (outdir / "model.ncnn.param").rename(fp32_param)
+    (outdir / "model.ncnn.bin").rename(fp32_bin)
+    try:
+        fb = quantize_within(fp32_param, fp32_bin, outdir / "model.ncnn.param", outdir / "model.ncnn.bin",
+                             options.calibration_samples, {s.name: s.backend_name for s in ins},
+                             [s.backend_name for s in outs], options.max_drop)
+    finally:
+        fp32_param.unlink(missing_ok=True)
+        fp32_bin.unlink(missing_ok=True)
+    r = fb.report
+    quantized = {"method": r.method, "calibration_samples": r.samples, "layers_int8": len(r.quantized),
+                 "layers_kept_float": r.kept_float, "gemm_as_innerproduct": r.gemm_rewritten,
+                 "calibration_drop": round(fb.drop, 6), "rounds": fb.rounds, "size_ratio": round(r.size_ratio, 4)}
+    return (f"int8 x{len(r.quantized)} layers, fp16 x{len(r.kept_float)} kept float", "int8 + fp32", quantized)
 
 
 def _where(unsupported: dict[str, list[str]], model: Path) -> str:

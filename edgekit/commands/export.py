@@ -22,7 +22,13 @@ def register(sub) -> None:
     p.add_argument("--dynamic", action="store_true",
                    help="keep the model's dynamic axes (not batch) where the format can (ncnn, MNN, OpenVINO, ONNX); "
                         "--input-shape then gives the typical size, and verification runs at it and a second size")
-    p.add_argument("--precision", choices=["fp32", "fp16"], default=None, help="default fp32 (or the profile's)")
+    p.add_argument("--precision", choices=["fp32", "fp16", "int8"], default=None,
+                   help="default fp32 (or the profile's); int8 needs --calib")
+    p.add_argument("--calib", action="append", default=None, metavar="PATH",
+                   help="int8 calibration data: images/folders (through the preprocessing) or .npy/.npz")
+    p.add_argument("--max-drop", type=_fraction, default=0.01, metavar="1%",
+                   help="int8 accuracy budget: worst output cosine >= 1 - this, top-1 kept in that share of rows; "
+                        "layers move back to float until it holds (default 1%%)")
     p.add_argument("--const", action="append", default=None, metavar="NAME=VALUE",
                    help="an input that is constant in deployment (a sample rate, a mode flag), frozen to VALUE "
                         "before converting; If branches on it fold away (repeatable)")
@@ -63,6 +69,16 @@ def main(args) -> int:
 
         atomic_write_text(Path(args.json), json.dumps([result_dict(r) for r in results], indent=2) + "\n")
     return 0 if all(r.ok for r in results) else 1
+
+
+def _fraction(text: str) -> float:
+    """'1%' or '0.01' -> 0.01."""
+    import argparse
+
+    try:
+        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a fraction such as 0.01 or 1%") from None
 
 
 def result_dict(r) -> dict:

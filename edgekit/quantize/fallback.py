@@ -1,0 +1,58 @@
+"""int8 with an accuracy budget: quantize, measure, and move the most harmful layers back to float until the
+model meets the budget (as NNCF's accuracy control does), measured on the ncnn runtime itself.
+
+Starting point: depthwise convolutions stay float. Measured here (benchmarks/results/ncnn_int8.json), every
+depthwise layer of PP-OCR cls/rec/det was slower in int8 than in fp32 on x86 and they are the layers whose
+per-channel ranges suffer most, so quantizing them costs accuracy for no speed. Then, while the worst output
+cosine of the int8 model against the fp32 ncnn model on the calibration samples is below 1 - max_drop, the
+quantized layers whose own int8 output agrees least with fp32 (their per-layer cosine from the "best"
+calibration) are kept float, a tenth of the remaining ones (at least one) per round. Layers kept float store
+fp16 weights (ncnn widens them to fp32 at load; they compute in fp32), which keeps the file near a quarter of
+the fp32 one."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .calibrate import _cos, extract, fp32_net
+from .ncnn_int8 import QuantizeReport, feeds_for_ncnn, int8_net, quantize
+from .ncnn_model import NcnnModel
+
+ROUNDS = 8
+
+
+@dataclass
+class FallbackReport:
+    report: QuantizeReport
+    drop: float  # 1 - the worst output cosine, int8 vs fp32 ncnn, over the calibration samples
+    rounds: list[dict] = field(default_factory=list)  # per round: layers kept float, drop
+
+
+def quantize_within(param: Path, binf: Path, out_param: Path, out_bin: Path, samples: list[dict],
+                    input_names: dict[str, str], outputs: list[str], max_drop: float,
+                    drop_batch: bool = True) -> FallbackReport:
+    """Quantize `param`/`binf` into `out_param`/`out_bin`, keeping layers float until the drop is within
+    `max_drop` (or every layer is float: then the drop is reported, and the caller's gate refuses it)."""
+    model = NcnnModel.read(param, binf)
+    keep = {layer.name for layer in model.quantizable() if layer.type == "ConvolutionDepthWise"}
+    feeds = feeds_for_ncnn(samples, input_names, drop_batch)
+    fp32 = fp32_net(param, binf)
+    try:
+        ref = [extract(fp32, f, outputs) for f in feeds]
+    finally:
+        fp32.clear()
+    rounds = []
+    while True:
+        report = quantize(param, binf, out_param, out_bin, samples, input_names, method="best",
+                          keep_float=keep, drop_batch=drop_batch, float_weights="fp16")
+        net = int8_net(out_param, out_bin)
+        try:
+            drop = max(1 - _cos(r[o], extract(net, f, outputs)[o]) for f, r in zip(feeds, ref) for o in outputs)
+        finally:
+            net.clear()
+        rounds.append({"kept_float": len(keep), "quantized": len(report.quantized), "drop": round(drop, 6)})
+        if drop <= max_drop or not report.quantized or len(rounds) >= ROUNDS:
+            return FallbackReport(report, drop, rounds)
+        ranked = sorted(report.quantized, key=lambda lr: lr.cosines.get(lr.chosen, 1.0) if lr.cosines else 1.0)
+        keep |= {lr.name for lr in ranked[:max(1, len(ranked) // 10)]}
+
