@@ -222,8 +222,8 @@ def main(argv=None) -> int:
             rows.append(measure(name, args.method, args.threads, keep, args.iters, Path(tmp), args.calib,
                                 [int(t) for t in args.also_threads.split(",") if t], args.float_weights))
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    print(f"{'model':<10} {'cos int8/ORT (min)':>18} {'top-1':>6} {'size':>6} {'latency':>8} {'pairwise':>8} {'min':>6}  "
-          f"(fp32 ms / int8 ms, {args.threads} threads, {args.method}, keep_float={keep or 'none'}, "
+    print(f"{'model':<10} {'cos int8/ORT (min)':>18} {'top-1':>6} {'size':>6} {'latency':>8} {'pairwise':>8} "
+          f"{'min':>6}  (fp32 ms / int8 ms, {args.threads} threads, {args.method}, keep_float={keep or 'none'}, "
           f"float weights {args.float_weights})")
     for r in rows:
         cos = min(o["cosine_int8_vs_ort_min"] for o in r["outputs"])
@@ -232,7 +232,8 @@ def main(argv=None) -> int:
               f" {r['latency_ratio_pairwise_median']:>8.3f} {r['latency_ratio_min']:>6.3f}"
               f"  ({r['latency_fp32_median_ms']:.1f} / {r['latency_int8_median_ms']:.1f}, "
               f"{r['speedup']:.2f}x)" + "".join(f"; {l['threads']} thread(s): {l['ratio_int8_over_fp32']:.3f}"
-                                                f" pairwise {l['ratio_pairwise_median']:.3f} min {l['ratio_min']:.3f}" for l in r["latency"][1:]))
+                                                f" pairwise {l['ratio_pairwise_median']:.3f} min {l['ratio_min']:.3f}"
+                                                for l in r["latency"][1:]))
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     prior = json.loads(out.read_text()) if out.is_file() else {}

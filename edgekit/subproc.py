@@ -59,8 +59,9 @@ def run_tool(argv: list[str], cwd, timeout: float = 1800, env: dict | None = Non
     Raises subprocess.TimeoutExpired (with the output so far) after `timeout` seconds; any exception while
     waiting (KeyboardInterrupt included) kills the group before it propagates."""
     full_env = {**os.environ, **QUIET_ENV, **(env or {})}
-    with subprocess.Popen(_launcher(argv, full_env.get("PATH")), cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          stdin=subprocess.DEVNULL, text=True, errors="replace", start_new_session=True) as proc:
+    with subprocess.Popen(_launcher(argv, full_env.get("PATH")), cwd=cwd, env=full_env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, errors="replace",
+                          start_new_session=True) as proc:
         try:
             out, _ = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -33,7 +33,8 @@ def text_images(tmp_path_factory):
     from edgekit.fixtures import write_text_images
 
     folder = tmp_path_factory.mktemp("text_images")
-    return {"text-line": write_text_images(folder, "text-line", 3), "text-page": write_text_images(folder, "text-page", 2)}
+    return {"text-line": write_text_images(folder, "text-line", 3),
+            "text-page": write_text_images(folder, "text-page", 2)}
 
 
 _OCR_CACHE: dict = {}

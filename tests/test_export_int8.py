@@ -22,9 +22,9 @@ def test_ppocr_cls_int8_on_ncnn_meets_its_budget(tmp_path):
     assert calib[0].parent != held_out[0].parent  # the gate runs on inputs the calibration never saw
     proc = subprocess.run([sys.executable, "-m", "edgekit.cli", "export", str(fx.path), "--target", "ncnn",
                            "--precision", "int8", "--calib", str(tmp_path / "calib"), "--data", str(tmp_path / "val"),
-                           "--max-drop", "1%", "--input-shape", fx.input_shape, "--bgr", "--mean", "0.5", "--std", "0.5",
-                           "--resize", "keep-ratio-pad-right", "--out", str(tmp_path / "out"), "--json",
-                           str(tmp_path / "r.json")], capture_output=True, text=True, timeout=900)
+                           "--max-drop", "1%", "--input-shape", fx.input_shape, "--bgr", "--mean", "0.5",
+                           "--std", "0.5", "--resize", "keep-ratio-pad-right", "--out", str(tmp_path / "out"),
+                           "--json", str(tmp_path / "r.json")], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (r,) = json.loads((tmp_path / "r.json").read_text())
     m = r["manifest"]

@@ -112,7 +112,8 @@ def test_check_bench_and_run_without_network(offline, exported):
 def test_import_and_pipeline_without_network(offline, tmp_path):
     from edgekit.fixtures import MEDIAPIPE_MODELS
 
-    offline.run(edgekit("import", MEDIAPIPE_MODELS["blazeface-short"].path, "--out", tmp_path / "face.onnx"), cwd=tmp_path)
+    offline.run(edgekit("import", MEDIAPIPE_MODELS["blazeface-short"].path, "--out", tmp_path / "face.onnx"),
+                cwd=tmp_path)
     assert (tmp_path / "face.onnx").stat().st_size > 100_000
     # the face app: its two MediaPipe models are imported and exported into the (empty) cache, offline too
     offline.run([sys.executable, os.path.join(ROOT, "tools", "make_sample_media.py"), "--out", "samples",

@@ -1,8 +1,8 @@
 """MNN, converted by MNN's converter through its native Python entry, run with MNN's Session API.
 
 Not the `mnnconvert` console script or `MNN.tools`: importing those pip-installs a logging SDK and sends
-usage logs (measured: docs/architecture.md, "Backends"). The converter exits 0 even when it reports unsupported ops, so its output is
-parsed. The Session API is used because MNN's Module API gave wrong numbers on ppocr cls here."""
+usage logs (measured: docs/architecture.md, "Backends"). The converter exits 0 even when it reports unsupported ops,
+so its output is parsed. The Session API is used because MNN's Module API gave wrong numbers on ppocr cls here."""
 from __future__ import annotations
 
 import re

@@ -115,7 +115,8 @@ def print_results(results, model_name: str) -> None:
             v = r.manifest.verification
             if len(v.outputs) > 1:
                 for o in v.outputs:
-                    con.print(f"  {r.format} {escape(o.name)}: cosine {fmt_float(o.cosine)} max abs {fmt_float(o.max_abs)}")
+                    con.print(f"  {r.format} {escape(o.name)}: cosine {fmt_float(o.cosine)} "
+                              f"max abs {fmt_float(o.max_abs)}")
     first = next((r for r in results if r.manifest and r.manifest.verification), None)
     if first:
         con.print(f"verified on: {first.manifest.verification.inputs}", markup=False)

@@ -16,9 +16,9 @@ def register(sub) -> None:
     p = sub.add_parser("pipeline", help="run a MediaPipe-style graph (YAML) on a camera, file or stream",
                        description="Run a pipeline graph. Sources: a camera index (0), a video file, an image "
                        "folder or pattern, an rtsp:// or http:// stream. Sinks: window (with a display), a video "
-                       "file (.avi/.mp4/.webm), jsonl:FILE, http://HOST:PORT (an MJPEG viewer for a browser). Files that exist are "
-                       "not overwritten without --force; the files written are listed at the end. SIGTERM/SIGHUP "
-                       "stop a run as Ctrl-C does (exit code 128 + the signal).")
+                       "file (.avi/.mp4/.webm), jsonl:FILE, http://HOST:PORT (an MJPEG viewer for a browser). "
+                       "Files that exist are not overwritten without --force; the files written are listed at the "
+                       "end. SIGTERM/SIGHUP stop a run as Ctrl-C does (exit code 128 + the signal).")
     p.add_argument("graph", nargs="?", help="the graph's YAML file")
     p.add_argument("--source", help="replace the graph's source: 0, video file, image folder/pattern, stream URL")
     p.add_argument("--sink", action="append", default=[], help="replace the graph's sink (repeat for several): "
@@ -32,7 +32,8 @@ def register(sub) -> None:
     p.add_argument("--set", action="append", default=[], metavar="NODE.OPTION=VALUE",
                    help="change a node's option, e.g. --set log.path=out.jsonl --set detections.min_score=0.6")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many source frames")
-    p.add_argument("--max-in-flight", type=int, default=None, help="the flow limiter's frames in flight, for live sources and files alike")
+    p.add_argument("--max-in-flight", type=int, default=None,
+                   help="the flow limiter's frames in flight, for live sources and files alike")
     p.add_argument("--flow", choices=["auto", "drop", "block"], default=None,
                    help="when the limiter is full: drop frames (live) or make the source wait (files)")
     p.add_argument("--realtime", action="store_true", default=None,

@@ -138,7 +138,8 @@ def bisect(artifact: Path, feed: dict, model=None, tol: dict | None = None, outp
                 onnx.save(sub, str(path))
                 (tmp / "art").mkdir()
                 (tmp / "work").mkdir()
-                conv = backend.convert(path, tmp / "art", [TensorSpec(s.name, s.dtype, list(s.shape)) for s in in_specs],
+                conv = backend.convert(path, tmp / "art",
+                                       [TensorSpec(s.name, s.dtype, list(s.shape)) for s in in_specs],
                                        [TensorSpec(tensor, "float32", list(shape))],
                                        ConvertOptions(precision=precision, workdir=tmp / "work"))
                 m = Manifest(manifest.format, conv.files, {}, conv.inputs, conv.outputs, conv.precision,

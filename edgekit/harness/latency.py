@@ -302,9 +302,9 @@ def environment() -> dict:
     except OSError:
         load = None
     return {"cpu": cpu_model(), "logical_cpus": os.cpu_count(), "physical_cpus": psutil.cpu_count(logical=False),
-            "cpu_affinity": affinity, "load_average_1_5_15": load, "memory_gb": round(
-                psutil.virtual_memory().total / 2**30, 1), "os": platform.platform(), "python": platform.python_version(),
-            "machine": platform.machine()}
+            "cpu_affinity": affinity, "load_average_1_5_15": load,
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "os": platform.platform(),
+            "python": platform.python_version(), "machine": platform.machine()}
 
 
 def default_threads() -> int:

@@ -268,7 +268,8 @@ class Pipeline:
                         slot.stats.record(t0, time.monotonic())
                     if result is None:
                         outs = {}
-                    elif isinstance(result, dict) and len(slot.node.outputs) > 1 and set(result) <= set(slot.node.outputs):
+                    elif (isinstance(result, dict) and len(slot.node.outputs) > 1
+                          and set(result) <= set(slot.node.outputs)):
                         outs = result
                     else:
                         outs = {slot.node.outputs[0]: result} if slot.node.outputs else {}

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 BOUNDARY = "edgekitframe"
 
-PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title} - edgekit</title>
+PAGE = ("""<!doctype html><html><head><meta charset="utf-8"><title>{title} - edgekit</title>
 <style>body{{font-family:sans-serif;background:#111;color:#ddd;margin:1em}}img{{max-width:100%;border:1px solid #444}}
 table{{border-collapse:collapse;margin-top:1em}}td,th{{padding:2px 10px;text-align:right}}th{{color:#9cf}}</style>
 </head><body><h3>edgekit pipeline: {title}</h3><img src="/stream.mjpg{query}" alt="live stream">
@@ -28,12 +28,13 @@ async function tick(){{try{{const s=await (await fetch('/stats.json{query}')).js
 const f=v=>v==null?'-':v.toFixed(1);
 document.getElementById('summary').textContent=`${{s.frames_in}} frames in, ${{s.frames_processed}} processed, `+
  `${{s.frames_dropped}} dropped, ${{f(s.fps)}} frames/s, end-to-end median ${{f(s.e2e_latency_ms_median)}} ms`;
-let h='<tr><th>node</th><th>kind</th><th>in</th><th>out</th><th>dropped</th><th>rate/s</th><th>median ms</th><th>p90 ms</th></tr>';
+let h='<tr><th>node</th><th>kind</th><th>in</th><th>out</th><th>dropped</th>"""
+        """<th>rate/s</th><th>median ms</th><th>p90 ms</th></tr>';
 for(const n of s.nodes||[])h+=`<tr><td>${{n.node}}</td><td>${{n.kind}}</td><td>${{n.in}}</td><td>${{n.out}}</td>`+
  `<td>${{n.dropped}}</td><td>${{f(n.rate_fps)}}</td><td>${{f(n.latency_ms_median)}}</td><td>${{f(n.latency_ms_p90)}}</td></tr>`;
 document.getElementById('nodes').innerHTML=h;}}catch(e){{}}}}
 setInterval(tick,1000);tick();
-</script></body></html>"""
+</script></body></html>""")
 
 
 class MjpegServer:

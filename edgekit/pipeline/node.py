@@ -79,7 +79,8 @@ def unknown_key(where: str, what: str, keys, known) -> EdgekitError:
     key = sorted(str(k) for k in keys)[0]
     close = difflib.get_close_matches(key, [str(k) for k in known], n=1, cutoff=0.6)
     hint = f"; did you mean '{close[0]}'?" if close else ""
-    return EdgekitError(f"{where}: unknown {what} '{key}'{hint} (known: {', '.join(sorted(map(str, known))) or 'none'})")
+    return EdgekitError(f"{where}: unknown {what} '{key}'{hint} "
+                        f"(known: {', '.join(sorted(map(str, known))) or 'none'})")
 
 
 @dataclass(frozen=True)

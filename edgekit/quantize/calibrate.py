@@ -1,15 +1,15 @@
 """Calibration for ncnn int8: activation scales (KL, ACIQ, EQ) and weight scales, as ncnn2table computes them.
 
 Ported from ncnn a4d2ea1 `tools/quantize/ncnn2table.cpp`:
-- weight scales (QuantNet::quantize_KL, lines 688-770; quant_6bit at 711): 127/absmax per output channel for Convolution and
-  InnerProduct, per group for ConvolutionDepthWise; a 3x3 stride-1 dilation-1 Convolution gets 31/absmax
+- weight scales (QuantNet::quantize_KL, lines 688-770; quant_6bit at 711): 127/absmax per output channel for
+  Convolution and InnerProduct, per group for ConvolutionDepthWise; a 3x3 stride-1 dilation-1 Convolution gets 31/absmax
   (6-bit, "int8 winograd F43 needs weight data to use 6bit quantization"). ACIQ (quantize_ACIQ, ~1175-1262)
   uses the Gaussian clip of absmax instead of absmax (6 bits for the 3x3s1 case, line 1198).
-- activations: one scale per layer input blob. KL (787-1150; threshold at 1145): absmax pass, 2048-bin histogram of |x| that
-  skips exact zeros, then for each threshold 128..2047 the KL divergence between the clipped distribution and
+- activations: one scale per layer input blob. KL (787-1150; threshold at 1145): absmax pass, 2048-bin histogram of
+  |x| that skips exact zeros, then for each threshold 128..2047 the KL divergence between the clipped distribution and
   its 128-bin requantized expansion (eps 1e-4); threshold = (best + 0.5) * absmax / 2048, scale 127/threshold.
-  ACIQ (compute_aciq_gaussian_clip, 1155-1164; quantize_ACIQ 1166-1373): alpha[bits-1] * absmax * 2 * c / sqrt(2 ln N), N = the blob's
-  element count. EQ (quantize_EQ, 1501-1771): start from KL, then per layer search each weight scale and
+  ACIQ (compute_aciq_gaussian_clip, 1155-1164; quantize_ACIQ 1166-1373): alpha[bits-1] * absmax * 2 * c / sqrt(2 ln N),
+  N = the blob's element count. EQ (quantize_EQ, 1501-1771): start from KL, then per layer search each weight scale and
   then the bottom scale over [0.5s, 2s) in 100 steps, keeping the one whose int8 layer output (fed the fp32
   input) has the highest mean cosine to the fp32 output, over at most 50 samples.
 Blobs are read with the ncnn runtime itself (Extractor.extract on each layer's bottom blob), in fp32."""

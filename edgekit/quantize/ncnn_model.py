@@ -65,13 +65,15 @@ def int8_blob(role: str, values: np.ndarray) -> Blob:
     """A tagged int8 weight blob as modelwriter.h writes it (tag, bytes, zero padding to 4)."""
     values = np.ascontiguousarray(values, np.int8).ravel()
     body = values.tobytes()
-    return Blob(role, values.size, True, TAG_INT8.to_bytes(4, "little") + body + b"\0" * (_align4(len(body)) - len(body)))
+    return Blob(role, values.size, True,
+                TAG_INT8.to_bytes(4, "little") + body + b"\0" * (_align4(len(body)) - len(body)))
 
 
 def fp16_blob(role: str, values: np.ndarray) -> Blob:
     """A tagged fp16 weight blob (tag 0x01306B47, halves, zero padding to 4), as modelwriter.h writes it."""
     body = np.ascontiguousarray(values, "<f4").ravel().astype("<f2").tobytes()
-    return Blob(role, len(body) // 2, True, TAG_FP16.to_bytes(4, "little") + body + b"\0" * (_align4(len(body)) - len(body)))
+    return Blob(role, len(body) // 2, True,
+                TAG_FP16.to_bytes(4, "little") + body + b"\0" * (_align4(len(body)) - len(body)))
 
 
 def _tagged_size(buf: bytes, pos: int, count: int) -> int:

@@ -106,7 +106,8 @@ def test_targets_lists_formats_and_profiles():
 
 
 def test_profile_target_exports_its_formats(tmp_path, model):
-    proc = edgekit("export", model, "--target", "raspberry-pi-5", "--out", tmp_path / "pi", "--json", tmp_path / "r.json")
+    proc = edgekit("export", model, "--target", "raspberry-pi-5", "--out", tmp_path / "pi",
+                   "--json", tmp_path / "r.json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = json.loads((tmp_path / "r.json").read_text())
     assert [r["format"] for r in results] == ["ncnn", "mnn", "tflite"]

@@ -98,4 +98,5 @@ class Pair(Node):
     optional_inputs = ("result",)
 
     def process(self, inputs, packet):
-        return {"seq": packet.seq, "value": int(inputs["frame"][0, 0, 0]), "has_result": inputs.get("result") is not None}
+        return {"seq": packet.seq, "value": int(inputs["frame"][0, 0, 0]),
+                "has_result": inputs.get("result") is not None}

@@ -65,7 +65,8 @@ def test_a_failing_node_stops_the_graph_and_is_named(no_new_threads):
     p.add(h.Fail("bad_node", at=5), inputs={"in": "frames"}, outputs={"out": "x"})
     p.add(h.Collect("sink"), inputs={"in": "x"})
     start = time.monotonic()
-    with pytest.raises(PipelineError, match=r"node 'bad_node' \(test_fail\) failed: ValueError: broken at frame 5") as e:
+    with pytest.raises(PipelineError,
+                       match=r"node 'bad_node' \(test_fail\) failed: ValueError: broken at frame 5") as e:
         p.run()
     assert e.value.node == "bad_node"
     assert time.monotonic() - start < 10

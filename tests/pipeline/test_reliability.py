@@ -399,7 +399,8 @@ def test_stop_signal_while_the_graph_starts(tmp_path, samples):
                 return inputs["in"]
     '''))
     g = _graph(tmp_path, samples["face"], "imports: [slow.py]\n")
-    g.write_text(g.read_text().replace("type: annotate, inputs: {frame: frames}", "type: test_slow_open, input: frames"))
+    g.write_text(g.read_text().replace("type: annotate, inputs: {frame: frames}",
+                                       "type: test_slow_open, input: frames"))
     proc = _edgekit(g)
     line, deadline = "", time.monotonic() + 60
     while "graph 't'" not in line and time.monotonic() < deadline:

@@ -71,7 +71,10 @@ def to_ncnn(model: onnx.ModelProto, folder: Path) -> tuple[Path, Path]:
     out = folder / "out"
     out.mkdir(exist_ok=True)
     g = model.graph
-    shape = lambda vi: [d.dim_value for d in vi.type.tensor_type.shape.dim]
+
+    def shape(vi):
+        return [d.dim_value for d in vi.type.tensor_type.shape.dim]
+
     ins = [TensorSpec(vi.name, "float32", shape(vi)) for vi in g.input]
     outs = [TensorSpec(vi.name, "float32", shape(vi)) for vi in g.output]
     BACKEND.convert(src, out, ins, outs, ConvertOptions(precision="fp32", workdir=work))

@@ -129,7 +129,8 @@ class _Layer:
         from edgekit.quantize.ncnn_model import Layer, fp32_blob
 
         self._l = Layer(type_, "l", ["a"], ["b"], {k: str(v) for k, v in params.items()}, "")
-        self._l.blobs = [fp32_blob("weight", weight, True)] + ([fp32_blob("bias", bias, False)] if bias is not None else [])
+        self._l.blobs = [fp32_blob("weight", weight, True)] + (
+            [fp32_blob("bias", bias, False)] if bias is not None else [])
 
     def __getattr__(self, k):
         return getattr(self._l, k)

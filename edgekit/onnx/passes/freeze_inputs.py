@@ -7,8 +7,8 @@ pnnx exits 255 on a 0-d input (DESIGN §10: "scalar inputs are not supported"); 
 infer the shape of its output ("Compute Shape Error for features"), so every output comes back 0x0x0x0;
 onnx2tf fails at the If ("onnx2tf failed at node front_end"). (export.py also crashes on a 0-d input before any
 converter runs, stacking calibration samples with np.concatenate.) Freezing fixes the If on every format;
-what remains of silero-like models is their LSTM (see rnn_unroll.py). A deployment runs at one sample rate, so the input is a constant that
-needs its real value, not a generated one.
+what remains of silero-like models is their LSTM (see rnn_unroll.py). A deployment runs at one sample rate, so the
+input is a constant that needs its real value, not a generated one.
 
 Exact: the frozen input is an initializer with the given value (cast to the input's dtype and shape); a node
 is folded only when all its inputs are constants that depend on a frozen input, evaluated with

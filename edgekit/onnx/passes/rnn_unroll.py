@@ -10,9 +10,9 @@ goes batch-first, a streaming model that reads Y_h and Y_c, and torch's own bidi
 has folded its size-1 Transposes and Reshape(0,0,-1) into one Reshape — the simplify pass does exactly that, so
 a CRNN that loads from raw pnnx stops loading after normalisation) stays a raw `LSTM` line without parameters that
 ncnn refuses ("layer load_param LSTM failed"); onnx2tf fails on the CRNN's bidirectional LSTM node. Measured on
-tests/families.py's CRNN, unrolled: ncnn, MNN, TFLite and OpenVINO all match ONNX Runtime (cosine 1.0). Recurrent models on the edge run short fixed windows (a text
-line's columns, a 32 ms audio chunk), so the unrolled graph is small, and it uses only ops every converter
-maps.
+tests/families.py's CRNN, unrolled: ncnn, MNN, TFLite and OpenVINO all match ONNX Runtime (cosine 1.0). Recurrent
+models on the edge run short fixed windows (a text line's columns, a 32 ms audio chunk), so the unrolled graph is
+small, and it uses only ops every converter maps.
 
 Exact: each step computes the ONNX definition with the default activations — LSTM (gates i, o, f, c):
 g = X_t W^T + H_{t-1} R^T + Wb + Rb; C_t = sigmoid(f) C_{t-1} + sigmoid(i) tanh(c); H_t = sigmoid(o) tanh(C_t);
@@ -189,6 +189,7 @@ class _Builder:
         arr = self.get(name)
         if arr is not None and not arr[d].any():
             return None
-        s = self.op("Slice", [name, self.const("s", np.array([d], np.int64)), self.const("e", np.array([d + 1], np.int64)),
+        s = self.op("Slice", [name, self.const("s", np.array([d], np.int64)),
+                              self.const("e", np.array([d + 1], np.int64)),
                               self.const("a", np.array([0], np.int64))])
         return self.op("Squeeze", [s, self.const("ax0", np.array([0], np.int64))])

@@ -216,8 +216,8 @@ class StreamSource(SourceNode):
         self.backoff, self.max_backoff, self.max_retries = float(backoff), float(max_backoff), int(max_retries)
         for key in ("timeout", "backoff", "max_backoff", "max_retries"):
             if getattr(self, key) < 0 or (key == "timeout" and not self.timeout):
-                raise EdgekitError(f"node '{name}' (stream_source): {key} must be {'> 0' if key == 'timeout' else '>= 0'}"
-                                   f", not {getattr(self, key)}")
+                raise EdgekitError(f"node '{name}' (stream_source): {key} must be "
+                                   f"{'> 0' if key == 'timeout' else '>= 0'}, not {getattr(self, key)}")
         self.fps = fps or 30.0
         self._reader = None
         self._failures = 0

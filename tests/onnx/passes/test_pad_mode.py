@@ -18,7 +18,8 @@ def channel_pad_net(mode: str | None = None) -> onnx.ModelProto:
     nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"), pad,
              helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
              helper.make_node("Add", ["p", "c"], ["y"], name="add")]
-    graph = helper.make_graph(nodes, "channel_pad", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+    graph = helper.make_graph(nodes, "channel_pad",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 8, 8])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
