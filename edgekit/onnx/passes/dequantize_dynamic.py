@@ -25,6 +25,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from ..graph_edit import remove_dead
+
 
 def run(model: onnx.ModelProto) -> tuple[onnx.ModelProto, bool]:
     g = model.graph
@@ -36,7 +38,7 @@ def run(model: onnx.ModelProto) -> tuple[onnx.ModelProto, bool]:
         elif node.op_type == "DynamicQuantizeLSTM" and node.domain == "com.microsoft":
             changed |= _lstm(g, node, consts)
     if changed:
-        _remove_dead(g)
+        remove_dead(g)
         if not any(n.domain == "com.microsoft" for n in g.node):
             for op in [o for o in model.opset_import if o.domain == "com.microsoft"]:
                 model.opset_import.remove(op)
@@ -141,14 +143,3 @@ def _lstm(g, node, consts) -> bool:
     return True
 
 
-def _remove_dead(g) -> None:
-    outputs = {o.name for o in g.output}
-    while True:
-        used = set(outputs) | {i for n in g.node for i in n.input}
-        dead = [n for n in g.node if not any(o in used for o in n.output if o)]
-        if not dead:
-            break
-        for n in dead:
-            g.node.remove(n)
-    for t in [t for t in g.initializer if t.name not in used]:
-        g.initializer.remove(t)

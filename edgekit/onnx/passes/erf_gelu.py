@@ -26,6 +26,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from ..graph_edit import GraphIndex, remove_dead
+
 RSQRT2 = np.float32(0.70710677)  # 1 / sqrt 2 in fp32, as TensorFlow's GELU fusion expects
 # erf(x) ~= x * P(x^2) / Q(x^2), |x| <= 4 (beyond, erf is +-1 in fp32): Eigen's generic_fast_erf_float
 ALPHA = (-1.60960333262415e-02, -2.95459980854025e-03, -7.34990630326855e-04, -5.69250639462346e-05,
@@ -43,25 +45,11 @@ def run(model: onnx.ModelProto) -> tuple[onnx.ModelProto, bool]:
     for erf in erfs:
         if not _gelu(ctx, erf):
             _polynomial(ctx, erf)
-    _remove_dead(g)
+    remove_dead(g)
     return model, True
 
 
-class _Ctx:
-    def __init__(self, g):
-        self.g = g
-        self.inits = {i.name: i for i in g.initializer}
-        self.n = 0
-        self.refresh()
-
-    def refresh(self):
-        self.producer = {o: n for n in self.g.node for o in n.output}
-        self.uses = {}
-        for n in self.g.node:
-            for i in n.input:
-                self.uses.setdefault(i, []).append(n)
-        self.outputs = {o.name for o in self.g.output}
-
+class _Ctx(GraphIndex):
     def scalar(self, name):
         arr = None
         if name in self.inits:
@@ -174,14 +162,3 @@ def _polynomial(ctx, erf) -> None:
     ctx.refresh()
 
 
-def _remove_dead(g) -> None:
-    outputs = {o.name for o in g.output}
-    while True:
-        used = set(outputs) | {i for n in g.node for i in n.input}
-        dead = [n for n in g.node if not any(o in used for o in n.output if o)]
-        if not dead:
-            break
-        for n in dead:
-            g.node.remove(n)
-    for t in [t for t in g.initializer if t.name not in used]:
-        g.initializer.remove(t)

@@ -28,6 +28,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from ..graph_edit import all_names, remove_dead, subgraphs
+
 # ops never folded: random (not a function of the inputs) or with subgraphs other than If
 _NO_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli",
             "Loop", "Scan", "If", "SequenceMap"}
@@ -62,7 +64,7 @@ def run(model: onnx.ModelProto, values: dict | None = None) -> tuple[onnx.ModelP
     counter = itertools.count()
     while _fold_once(model, consts, derived, opset, counter):
         pass
-    _remove_dead(g)
+    remove_dead(g)
     return model, True
 
 
@@ -121,27 +123,6 @@ def _evaluate(node, consts, opset):
         return None
 
 
-def _all_names(graph, into: set) -> set:
-    """Every tensor name defined or used in `graph` and its nested subgraphs."""
-    into.update(i.name for i in graph.input)
-    into.update(i.name for i in graph.output)
-    into.update(i.name for i in graph.initializer)
-    for n in graph.node:
-        into.update(n.input)
-        into.update(n.output)
-        for sub in _subgraphs(n):
-            _all_names(sub, into)
-    return into
-
-
-def _subgraphs(node):
-    for a in node.attribute:
-        if a.type == onnx.AttributeProto.GRAPH:
-            yield a.g
-        elif a.type == onnx.AttributeProto.GRAPHS:
-            yield from a.graphs
-
-
 def _rename(graph, mapping: dict) -> None:
     """Rename tensors in `graph` and, for names it does not redefine, in its nested subgraphs."""
     for n in graph.node:
@@ -151,7 +132,7 @@ def _rename(graph, mapping: dict) -> None:
         for i, name in enumerate(n.output):
             if name in mapping:
                 n.output[i] = mapping[name]
-        for sub in _subgraphs(n):
+        for sub in subgraphs(n):
             local = {i.name for i in sub.input} | {i.name for i in sub.initializer} | {
                 o for m in sub.node for o in m.output}
             _rename(sub, {k: v for k, v in mapping.items() if k not in local})
@@ -168,10 +149,10 @@ def _inline_if(g, k, node, cond: bool, counter) -> None:
     branch.CopyFrom(helper.get_attribute_value(next(a for a in node.attribute if
                                                     a.name == ("then_branch" if cond else "else_branch"))))
     # names the branch defines that clash with names outside it get a unique suffix
-    outside = _all_names(g, set()) - _all_names(branch, set())
+    outside = all_names(g, set()) - all_names(branch, set())
     outside |= {o for o in node.output}
     defined = [t.name for t in branch.initializer] + [o for n in branch.node for o in n.output if o]
-    used = _all_names(g, set()) | _all_names(branch, set())
+    used = all_names(g, set()) | all_names(branch, set())
     mapping = {}
     for name in defined:
         if name in outside or name in node.output:
@@ -204,18 +185,3 @@ def _inline_if(g, k, node, cond: bool, counter) -> None:
     return list(branch.initializer)
 
 
-def _remove_dead(g) -> None:
-    outputs = {o.name for o in g.output}
-    while True:
-        used = set(outputs)
-        for n in g.node:
-            used.update(n.input)
-            for sub in _subgraphs(n):
-                used |= _all_names(sub, set())  # outer-scope names a subgraph reads
-        dead = [n for n in g.node if not any(o in used for o in n.output if o)]
-        if not dead:
-            break
-        for n in dead:
-            g.node.remove(n)
-    for t in [t for t in g.initializer if t.name not in used]:
-        g.initializer.remove(t)

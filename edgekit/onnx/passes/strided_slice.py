@@ -32,6 +32,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from ..graph_edit import GraphIndex, remove_dead
+
 INT_MAX = np.iinfo(np.int64).max
 
 
@@ -45,14 +47,13 @@ def run(model: onnx.ModelProto) -> tuple[onnx.ModelProto, bool]:
         if _strided(ctx, node):
             changed = True
     if changed:
-        _remove_dead(model.graph)
+        remove_dead(model.graph)
     return model, changed
 
 
-class _Ctx:
+class _Ctx(GraphIndex):
     def __init__(self, model):
         self.model = model
-        self.g = model.graph
         try:
             inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
         except Exception:
@@ -62,19 +63,9 @@ class _Ctx:
             t = vi.type.tensor_type
             if t.HasField("shape") and all(d.HasField("dim_value") for d in t.shape.dim):
                 self.shapes[vi.name] = [d.dim_value for d in t.shape.dim]
-        for i in self.g.initializer:
+        for i in model.graph.initializer:
             self.shapes[i.name] = list(i.dims)
-        self.inits = {i.name: i for i in self.g.initializer}
-        self.n = 0
-        self.refresh()
-
-    def refresh(self):
-        self.producer = {o: n for n in self.g.node for o in n.output}
-        self.uses = {}
-        for n in self.g.node:
-            for i in n.input:
-                self.uses.setdefault(i, []).append(n)
-        self.outputs = {o.name for o in self.g.output}
+        super().__init__(model.graph)
 
     def const(self, name):
         if name in self.inits:
@@ -284,14 +275,3 @@ def _strided(ctx, node) -> bool:
     return True
 
 
-def _remove_dead(g) -> None:
-    outputs = {o.name for o in g.output}
-    while True:
-        used = set(outputs) | {i for n in g.node for i in n.input}
-        dead = [n for n in g.node if not any(o in used for o in n.output if o)]
-        if not dead:
-            break
-        for n in dead:
-            g.node.remove(n)
-    for t in [t for t in g.initializer if t.name not in used]:
-        g.initializer.remove(t)
