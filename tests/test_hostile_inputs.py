@@ -81,6 +81,13 @@ def test_bad_mean_or_std_is_refused_from_python_yaml_and_manifests():
     p.std = [1.0, 0.0, 1.0]
     with pytest.raises(EdgekitError, match="a std of 0"):
         p.validate()
+    from edgekit.pipeline.nodes.inference import preprocessing_from  # a graph YAML's `preprocessing:` mapping
+
+    with pytest.raises(EdgekitError, match="preprocessing mean 0.5,0.5 has 2 values"):
+        preprocessing_from({"mean": [0.5, 0.5]})
+    with pytest.raises(EdgekitError, match="a std of 0"):
+        preprocessing_from({"std": 0})
+    assert preprocessing_from({"mean": 0.5, "std": 0.5}).std == [0.5] * 3  # the face app's YAML still loads
     assert Preprocessing(mean=[0.5], std=[0.5]).validate().mean == [0.5]  # one value still works
     assert Preprocessing(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
 
@@ -184,3 +191,19 @@ def test_nan_in_a_constant_node_is_found_too(tmp_path):
     with pytest.raises(EdgekitError, match="holds NaN in tensor c"):
         load_model(save(model, tmp_path / "c.onnx"))
     assert load_model(save(conv_net(), tmp_path / "ok.onnx"))  # a finite model loads
+
+
+def test_a_manifest_with_a_zero_std_is_refused_on_load(files, tmp_path):
+    import json
+    import shutil
+
+    art = tmp_path / "art"
+    shutil.copytree(_art(files), art)
+    manifest = json.loads((art / "edgekit.json").read_text())
+    manifest["preprocessing"] = {"color": "rgb", "mean": [0.5] * 3, "std": [0.5, 0.0, 0.5], "scale": 1 / 255,
+                                 "resize": "stretch", "layout": "NCHW"}
+    (art / "edgekit.json").write_text(json.dumps(manifest))
+    before = _listing(tmp_path)
+    proc = edgekit("run", art, "--input", f"x={files / 'ok.npy'}")
+    _one_line(proc, 2, "preprocessing std 0.5,0,0.5: a std of 0 divides by zero")
+    assert _listing(tmp_path) == before
