@@ -23,14 +23,14 @@ class OrtRunner(Runner):
         self.session = ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
         self._run_options = ort.RunOptions()
         self._run_options.log_severity_level = 4  # a failed run is raised as one line, not logged in red too
+        state = ort.capi.onnxruntime_pybind11_state
+        self._failures = (state.Fail, state.InvalidArgument, state.RuntimeException)  # looked up once, not per call
         self._names = [o.name for o in self.session.get_outputs()]
 
     def _run(self, feeds):
-        from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, RuntimeException
-
         try:
             return dict(zip(self._names, self.session.run(self._names, feeds, self._run_options)))
-        except (Fail, InvalidArgument, RuntimeException) as e:  # the inputs' shapes or values, as a rule
+        except self._failures as e:  # ONNX Runtime refusing these inputs: their shapes or values, as a rule
             raise EdgekitError(f"ONNX Runtime cannot run the model on {_shapes(feeds)}: {_ort_reason(e)}; give "
                                f"another input shape ({spell('input_shapes')}, or inputs of that shape)") from None
 
