@@ -66,6 +66,20 @@ class Preprocessing:
             if getattr(self, key) not in known:
                 raise EdgekitError(f"unknown {key} '{getattr(self, key)}' in the preprocessing; use one of "
                                    f"{', '.join(known)}")
+        for key in ("mean", "std"):  # one value, or one per colour channel (images are read as 3 channels)
+            vals = getattr(self, key)
+            try:
+                nums = [float(v) for v in (vals if isinstance(vals, (list, tuple)) else [vals])]
+            except (TypeError, ValueError):
+                raise EdgekitError(f"preprocessing {key} {vals!r}: give numbers") from None
+            text = ",".join(f"{v:g}" for v in nums)
+            if len(nums) not in (1, 3):
+                raise EdgekitError(f"preprocessing {key} {text} has {len(nums)} values; give one value, or one "
+                                   f"per channel (3)")
+            if not np.all(np.isfinite(nums)):
+                raise EdgekitError(f"preprocessing {key} {text}: every value must be a finite number")
+            if key == "std" and 0 in nums:
+                raise EdgekitError(f"preprocessing std {text}: a std of 0 divides by zero; give non-zero values")
         return self
 
 

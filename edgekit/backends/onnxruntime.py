@@ -1,9 +1,12 @@
 """ONNX Runtime on CPU at fp32: the reference every check compares against, and a deployable format."""
 from __future__ import annotations
 
+import re
 import shutil
 
-from ..manifest import Precision
+from ..errors import EdgekitError
+from ..manifest import Precision, format_shape
+from ..options import spell
 from .base import Backend, Converted, Runner, dist_version
 
 
@@ -18,10 +21,35 @@ class OrtRunner(Runner):
         so.inter_op_num_threads = 1
         so.log_severity_level = 3
         self.session = ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
+        self._run_options = ort.RunOptions()
+        self._run_options.log_severity_level = 4  # a failed run is raised as one line, not logged in red too
+        state = ort.capi.onnxruntime_pybind11_state
+        self._failures = (state.Fail, state.InvalidArgument, state.RuntimeException)  # looked up once, not per call
         self._names = [o.name for o in self.session.get_outputs()]
 
     def _run(self, feeds):
-        return dict(zip(self._names, self.session.run(self._names, feeds)))
+        try:
+            return dict(zip(self._names, self.session.run(self._names, feeds, self._run_options)))
+        except self._failures as e:  # ONNX Runtime refusing these inputs: their shapes or values, as a rule
+            raise EdgekitError(f"ONNX Runtime cannot run the model on {_shapes(feeds)}: {_ort_reason(e)}; give "
+                               f"another input shape ({spell('input_shapes')}, or inputs of that shape)") from None
+
+
+def _shapes(feeds) -> str:
+    return ", ".join(f"{name} {format_shape(list(arr.shape))}" for name, arr in feeds.items())
+
+
+def _ort_reason(error: Exception) -> str:
+    """ONNX Runtime's message, on one line, without its '[ONNXRuntimeError] : 2 : INVALID_ARGUMENT :' prefix."""
+    text = " ".join(str(error).split())
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    node = re.match(r"Non-zero status code returned while running (\S+) node\. Name:'([^']*)' Status Message: (.*)",
+                    text)
+    if node:  # "Reshape node 'r': the input tensor cannot be ...", without the source file and the C++ condition
+        op, name, why = node.groups()
+        why = re.sub(r"^\S+:\d+ .*? was false\. ", "", why)
+        text = f"{op} node '{name}': {why}"
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 class OnnxRuntimeBackend(Backend):

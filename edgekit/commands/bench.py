@@ -1,7 +1,7 @@
 """`edgekit bench ARTIFACT [ARTIFACT ...]` and the one-shot `edgekit bench MODEL.onnx --target all`."""
 from __future__ import annotations
 
-from .common import add_preprocessing_args, call_with, console, preprocessing_from_args, status
+from .common import add_preprocessing_args, call_with, console, preprocessing_from_args, print_table, status
 
 
 def register(sub) -> None:
@@ -75,32 +75,27 @@ def _wide_console():
     return console() if sys.stdout.isatty() else Console(highlight=False, width=200)
 
 
-def print_report(report) -> None:
+def print_report(report, con=None) -> None:
     from rich.markup import escape
-    from rich.table import Table
 
     from ..harness import report as rep
 
-    con = _wide_console()
+    con = con or _wide_console()
     if report.one_shot:
         h, rows, statuses = rep.summary_table(report)
-        t = Table(title=report.title, title_justify="left")
-        for col in h:
-            t.add_column(col, justify="left" if col in ("format", "status", "threads") else "right")
+        cells = []
         for row, st in zip(rows, statuses):
             color = {"ok": "green", "reference": "blue", "inaccurate": "yellow"}.get(st, "red")
-            row = list(row)
+            row = [escape(c) for c in row]
             row[h.index("status")] = f"[{color}]{row[h.index('status')]}[/]"
-            t.add_row(*row)
-        con.print(t)
+            cells.append(row)
+        print_table(con, h, cells, left=("format", "status", "threads"), title=report.title)
     h, rows = rep.detail_table(report)
     if rows:
-        t = Table(title="latency, ms" if report.one_shot else f"{report.title} (latency, ms)", title_justify="left")
-        for col in h:
-            t.add_column(col, justify="left" if col in ("artifact", "precision") else "right")
-        for row in rows:
-            t.add_row(*map(escape, row))
-        con.print(t)
+        print_table(con, h, [[escape(c) for c in row] for row in rows], left=("artifact", "precision"),
+                    title="latency, ms" if report.one_shot else f"{report.title} (latency, ms)")
+    for warning in rep.unstable_warnings(report):
+        con.print(f"[yellow]{escape(warning)}[/]")
     if report.recommendation:
         con.print(f"[bold]recommendation:[/] {escape(report.recommendation['text'])}")
     for r in report.results:

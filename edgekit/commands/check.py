@@ -5,7 +5,7 @@ import json
 import math
 from pathlib import Path
 
-from .common import add_preprocessing_args, console, fmt_float, preprocessing_from_args, status
+from .common import add_preprocessing_args, console, fmt_float, preprocessing_from_args, print_table, status
 
 
 def register(sub) -> None:
@@ -80,22 +80,18 @@ def rows(report):
                    _pct(o.top5), verdict, need), t
 
 
-def print_report(report) -> None:
+def print_report(report, con=None) -> None:
     from rich.markup import escape
-    from rich.table import Table
 
-    con = console(width=220)
+    con = con or console(width=220)
     con.print(f"reference: {report.reference}", markup=False)
     con.print(f"inputs: {report.inputs}", markup=False)
-    table = Table(title_justify="left")
-    for c in COLUMNS:
-        table.add_column(c)
-    tols = set()
+    tols, cells = set(), []
     for row, t in rows(report):
         style = "green" if row[12] == "PASS" else "red"
-        table.add_row(*[escape(x) for x in row[:12]], f"[{style}]{row[12]}[/]", row[13])
+        cells.append([escape(x) for x in row[:12]] + [f"[{style}]{row[12]}[/]", escape(row[13])])
         tols.add(f"cos >= {t['cos']}, max abs <= {t['atol']} + {t['rtol']} x max|ref|")
-    con.print(table)
+    print_table(con, COLUMNS, cells, keys=(0, 3), left=("format", "precision (real)", "verdict", "would pass with"))
     con.print("tolerances: " + "; ".join(sorted(tols)), markup=False)
     for a in report.artifacts:
         if a.bisect:

@@ -67,6 +67,35 @@ def console(stderr: bool = False, width: int = 160):
     return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else width)
 
 
+def print_table(con, header, rows, keys=(0,), left=(), title: str | None = None) -> None:
+    """Print `rows` (cells are rich markup) under `header` no wider than `con`, never cutting a number: cells
+    do not wrap, and when the columns do not all fit they are split over several tables, each repeating the
+    columns `keys` (what names a row), which may fold."""
+    from rich.table import Table
+    from rich.text import Text
+
+    widths = [max([len(h)] + [Text.from_markup(row[i]).cell_len for row in rows]) for i, h in enumerate(header)]
+    room = (con.width or 80) - 1  # the table's left border; each column adds its padding and a border (3)
+    key_width = sum(min(widths[i], 24) + 3 for i in keys)
+    groups, group, used = [], [], key_width
+    for i in (i for i in range(len(header)) if i not in keys):
+        if group and used + widths[i] + 3 > room:
+            groups.append(group)
+            group, used = [], key_width
+        group.append(i)
+        used += widths[i] + 3
+    groups.append(group)
+    for n, cols in enumerate(groups):
+        table = Table(title=title if n == 0 else None, title_justify="left")
+        for i in [*keys, *cols]:
+            key = i in keys
+            table.add_column(header[i], justify="left" if key or header[i] in left else "right",
+                             no_wrap=not key, overflow="fold", min_width=None if key else widths[i])
+        for row in rows:
+            table.add_row(*[row[i] for i in [*keys, *cols]])
+        con.print(table)
+
+
 @contextlib.contextmanager
 def status(message: str):
     """A spinner on stderr while converters run (plain lines when stderr is not a terminal)."""

@@ -21,10 +21,14 @@ def register(sub) -> None:
 
 def main(args) -> int:
     from ..errors import EdgekitError
+    from ..fsutil import check_writable_dir
+    from ..harness.inputs import load_npy
     from ..preprocess import prepare, read_image
     from ..runner import load
     from .common import console
 
+    if args.save:  # before any work: a file there, or a place that cannot be written, is one line
+        check_writable_dir(Path(args.save), "--save")
     runner = load(args.artifact, threads=args.threads, device=args.device)
     feeds = {}
     for item in args.input:
@@ -35,10 +39,7 @@ def main(args) -> int:
             name, file = runner.inputs[0].name, item
         if not Path(file).is_file():
             raise EdgekitError(f"--input {name}: {file}: no such file")
-        try:
-            feeds[name] = np.load(file)
-        except ValueError as e:
-            raise EdgekitError(f"--input {name}: {file} is not a .npy file ({e})") from None
+        feeds[name] = load_npy(Path(file), f"--input {name}")
     if args.image:
         if len(runner.inputs) != 1:
             raise EdgekitError("an image feeds a model with exactly one input; use --input NAME=FILE.npy")

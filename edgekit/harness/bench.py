@@ -7,6 +7,7 @@ methodology (what is timed, how spin-waiting worker threads are handled, memory)
 copied into every JSON report and explained in docs/bench.md."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import asdict
@@ -19,10 +20,12 @@ from ..manifest import Manifest
 from ..options import spell
 from ..runner import load, open_artifact, read_artifact
 from . import inputs as inputs_mod
-from . import latency
+from . import latency, report
 from .latency import TimingPlan
 from .memory import memory_in_child
 from .results import BenchResult
+
+MAX_CV = 0.25  # above this coefficient of variation a measurement is flagged unstable
 
 METHODOLOGY = {
     "timed_region": "one call of the edgekit runner: runner(feeds) -> outputs, i.e. input checks, copying the "
@@ -51,10 +54,16 @@ METHODOLOGY = {
                "and the latency hint); edgekit pins no threads (OpenVINO's CPU plugin pins its own by default, "
                "ENABLE_CPU_PINNING, as benchmark_app does); the process's CPU affinity and load are recorded",
     "statistics": "min, median, mean, p90, p99 (linear interpolation between ranks), max, sample std (ddof=1), "
-                  "cv = std/mean, throughput = samples / their total time (sequential, one request at a time), "
-                  "95% confidence interval of the median from order statistics",
-    "ratios": "ratio_to_reference = median / median of ONNX Runtime at the same thread count; ratio_to_fastest = "
-              "median / the lowest median at the same thread count (1.0 is the fastest)",
+                  "cv = std/mean, throughput = samples / their total time (sequential, one request at a time; "
+                  "JSON only), 95% confidence interval of the median from order statistics. Every table, ratio "
+                  "and the recommendation use the median: FPS = 1000 / median ms",
+    "ratios": "speed_vs_reference = ONNX Runtime's median / this median at the same thread count (> 1: faster), "
+              "shown as 'N.NNx faster' or 'N.NNx slower' than ONNX Runtime; 'vs fastest' likewise against the "
+              "lowest median. ratio_to_reference = median / ONNX Runtime's median and ratio_to_fastest = median / "
+              "the lowest median are the latency ratios (the inverse direction), kept in the JSON",
+    "stability": f"a result is marked unstable (field 'unstable', a warning in the terminal and the reports) when "
+                 f"its cv exceeds {MAX_CV:.2f} or the 1-minute load average exceeds the CPU count: other work "
+                 f"was competing, so rerun on a quieter machine before trusting the ranking",
     "memory": "peak_rss_added_mb: how far the peak resident memory of a fresh child process (the runtime's "
               "module already imported) rises over loading the artifact and its first 5 inferences (Linux: the "
               "kernel's high-water mark VmHWM, reset just before the load); a fresh process, so memory other "
@@ -205,6 +214,7 @@ def bench_artifacts(artifacts, threads=None, plan: TimingPlan | None = None, dat
             r.warmup_ms = [round(s * 1e3, 6) for s in m.warmup]
             r.blocks = m.blocks
             r.stats = latency.summarize(m.samples).to_dict()
+            r.unstable = instability(r.stats, _load_average(), os.cpu_count() or 1)
             r.process_peak_rss_mb = round(mem.peak / 2**20, 1)
             runner.close()
         loaded.clear()
@@ -235,19 +245,39 @@ def _ratios(group: list[BenchResult]) -> None:
     for r in timed:
         r.ratio_to_fastest = r.median / fastest if fastest > 0 else None
         r.ratio_to_reference = r.median / ref.median if ref and ref.median > 0 else None
+        r.speed_vs_reference = ref.median / r.median if ref and r.median > 0 else None
+
+
+def instability(stats: dict, load1: float | None, cpus: int) -> str | None:
+    """Why a measurement is not to be trusted, or None: a cv above MAX_CV, or a 1-minute load average above
+    the CPU count (other processes competing for the cores)."""
+    why = []
+    if stats.get("cv", 0.0) > MAX_CV:
+        why.append(f"cv {100 * stats['cv']:.0f}% > {100 * MAX_CV:.0f}%")
+    if load1 is not None and load1 > cpus:
+        why.append(f"load average {load1:.2f} > {cpus} CPUs")
+    return ", ".join(why) or None
+
+
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):  # not on every platform
+        return None
 
 
 def recommend(results: list[BenchResult]) -> dict | None:
-    """The fastest artifact that passed the accuracy check (the reference counts as passing)."""
+    """The fastest artifact (lowest median) that passed the accuracy check (the reference counts as passing)."""
     good = [r for r in results if r.stats and r.status in ("ok", "reference")]
     if not good:
         return None
     best = min(good, key=lambda r: r.median)
     ref = next((r for r in results if r.stats and r.format == "onnx" and r.threads == best.threads), None)
-    speedup = ref.median / best.median if ref else None
-    text = (f"{best.format} at {best.threads} thread(s): median {best.median:.3f} ms"
-            + (f", {speedup:.2f}x ONNX Runtime's speed" if speedup and best.format != "onnx" else "")
-            + (f", worst cosine {best.worst_cosine:.6f}" if best.worst_cosine is not None else ""))
+    speedup = ref.median / best.median if ref and best.median > 0 else None
+    text = (f"{best.format} at {best.threads} thread(s): median {best.median:.3f} ms ({report.fps_text(best.stats)})"
+            + (f", {report.speed_text(speedup)} than ONNX Runtime" if speedup and best.format != "onnx" else "")
+            + (f", worst cosine {best.worst_cosine:.6f}" if best.worst_cosine is not None else "")
+            + (f"; unstable measurement ({best.unstable})" if best.unstable else ""))
     return {"format": best.format, "label": best.label, "threads": best.threads, "median_ms": best.median,
             "speedup_vs_onnxruntime": speedup, "artifact": best.artifact, "text": text}
 

@@ -59,8 +59,44 @@ def _cos(v):
     return "-" if v is None else f"{v:.6f}"
 
 
-def _ratio(v):
-    return "-" if v is None else f"{v:.2f}x"
+def fps(stats: dict | None) -> float | None:
+    """Frames per second from the median (1000 / median ms): the statistic every table and ratio uses."""
+    if not stats or not stats.get("median"):
+        return None
+    return 1e3 / stats["median"]
+
+
+def fps_text(stats: dict | None) -> str:
+    return f"{_f(fps(stats), 1)} FPS"
+
+
+def speed_text(speed: float | None) -> str:
+    """A speed ratio (> 1: faster) in one direction of words: '1.46x faster', '1.47x slower', 'same speed'."""
+    if speed is None or not math.isfinite(speed) or speed <= 0:
+        return "-"
+    if round(speed, 2) == 1.0:
+        return "same speed"
+    return f"{speed:.2f}x faster" if speed > 1 else f"{1 / speed:.2f}x slower"
+
+
+def _vs_reference(r) -> str:
+    speed = r.speed_vs_reference
+    if speed is None and r.ratio_to_reference:  # a JSON written before speed_vs_reference existed
+        speed = 1 / r.ratio_to_reference
+    return speed_text(speed)
+
+
+def _vs_fastest(r) -> str:
+    if not r.ratio_to_fastest:
+        return "-"
+    return "fastest" if round(r.ratio_to_fastest, 2) == 1.0 else speed_text(1 / r.ratio_to_fastest)
+
+
+def unstable_warnings(report) -> list[str]:
+    """One warning per unstable measurement, for the terminal and both reports."""
+    return [f"warning: {r.label} at {r.threads} thread(s): unstable measurement ({r.unstable}); other work was "
+            "competing for the CPU, rerun on a quieter machine before trusting these numbers"
+            for r in report.results if getattr(r, "unstable", None)]
 
 
 def multi_threads(report) -> bool:
@@ -76,7 +112,7 @@ def summary_table(report) -> tuple[list[str], list[list[str]], list[str]]:
         s = r.stats or {}
         row = [r.label] + ([str(r.threads)] if multi_threads(report) else []) + [
             STATUS_TEXT.get(r.status, r.status), _f(r.size_mb, 2), _cos(r.worst_cosine), _f(s.get("median")),
-            _f(s.get("p90")), _f(s.get("throughput"), 1), _ratio(r.ratio_to_reference)]
+            _f(s.get("p90")), _f(fps(r.stats), 1), _vs_reference(r)]
         rows.append(row)
         statuses.append(r.status)
     return header, rows, statuses
@@ -94,9 +130,8 @@ def detail_table(report) -> tuple[list[str], list[list[str]]]:
         prec = f"{p.get('weights', '?')}/{p.get('effective') or p.get('compute', '?')}"
         rows.append([r.label, str(r.threads), prec, _f(_ms(r.load_s), 1), _f(_ms(r.first_inference_s), 2),
                      _f(s["min"]), _f(s["median"]), _f(s["mean"]), _f(s["p90"]), _f(s["p99"]), _f(s["max"]),
-                     _f(s["std"]), _f(100 * s["cv"], 1), _f(s["throughput"], 1), str(s["n"]),
-                     _f(r.peak_rss_added_mb, 1), _f(r.size_mb, 2), _ratio(r.ratio_to_reference),
-                     _ratio(r.ratio_to_fastest)])
+                     _f(s["std"]), _f(100 * s["cv"], 1), _f(fps(s), 1), str(s["n"]),
+                     _f(r.peak_rss_added_mb, 1), _f(r.size_mb, 2), _vs_reference(r), _vs_fastest(r)])
     return header, rows
 
 
@@ -137,6 +172,8 @@ def to_markdown(report) -> str:
     if report.one_shot:
         h, rows, _ = summary_table(report)
         out += [_md_table(h, rows), ""]
+    warnings = unstable_warnings(report)
+    out += [f"**Warning:** {w.removeprefix('warning: ')}" for w in warnings] + ([""] if warnings else [])
     if report.recommendation:
         out += [f"**Recommendation:** {report.recommendation['text']}", ""]
     h, rows = detail_table(report)
@@ -345,6 +382,7 @@ CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1200px;color:#1f2328;padding:0 16px}
 h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #d0d7de;padding-bottom:4px}
 .meta{color:#59636e;margin-bottom:12px} .rec{background:#dafbe1;border:1px solid #1a7f37;border-radius:6px;padding:10px 14px;margin:14px 0}
+.warn{background:#fff8c5;border:1px solid #9a6700;border-radius:6px;padding:10px 14px;margin:14px 0}
 table{border-collapse:collapse;margin:6px 0 10px;font-variant-numeric:tabular-nums}
 th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:right;white-space:nowrap} th{background:#f6f8fa}
 td.l,th.l{text-align:left} .st{font-weight:600} .err{color:#cf222e;font-family:monospace;white-space:pre-wrap}
@@ -400,6 +438,8 @@ def to_html(report) -> str:
     if report.one_shot:
         h, rows, st = summary_table(report)
         body += ["<h2>Formats</h2>", _html_table(h, rows, st)]
+    body += [f'<div class="warn"><b>Warning:</b> {_e(w.removeprefix("warning: "))}</div>'
+             for w in unstable_warnings(report)]
     if report.recommendation:
         body.append(f'<div class="rec"><b>Recommendation:</b> {_e(report.recommendation["text"])}</div>')
     groups = [(f"{r.label} · {r.threads}t" if multi_threads(report) else r.label, r.samples_ms)

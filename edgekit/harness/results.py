@@ -31,8 +31,10 @@ class BenchResult:
     memory_method: str = ""
     process_peak_rss_mb: float | None = None
     stats: dict | None = None  # latency.Stats.to_dict(), ms
-    ratio_to_reference: float | None = None
-    ratio_to_fastest: float | None = None
+    ratio_to_reference: float | None = None  # median / ONNX Runtime's median (a latency ratio)
+    ratio_to_fastest: float | None = None  # median / the lowest median (1.0 is the fastest)
+    speed_vs_reference: float | None = None  # ONNX Runtime's median / median: > 1 is faster (what reports show)
+    unstable: str | None = None  # why the measurement is not to be trusted (cv, machine load); None when stable
     blocks: int = 0
     samples_ms: list = field(default_factory=list)
     warmup_ms: list = field(default_factory=list)
@@ -41,6 +43,11 @@ class BenchResult:
     @property
     def median(self) -> float | None:
         return self.stats["median"] if self.stats else None
+
+    @property
+    def fps(self) -> float | None:
+        """Frames per second from the median, as every table states it (1000 / median ms)."""
+        return report.fps(self.stats)
 
 
 @dataclass
