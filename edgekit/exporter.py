@@ -476,14 +476,15 @@ def _reference(original, name, ins, data, preprocessing, samples, progress, froz
     ref = reference_runner(original, name=name)
     try:
         outputs = [ref(f) for f in feeds]
-    except EdgekitError:
-        raise
     except Exception as e:  # ONNX Runtime refusing these inputs: a constant input may need its real value
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
         scalars = [s.name for s in ins if not s.shape]
+        hint = (f"; or freeze an input that is constant in deployment with {spell('const', scalars[0] + '=VALUE')}"
+                if scalars else "")
+        if isinstance(e, EdgekitError):  # the runner's own line (it names the inputs and the failing node)
+            raise EdgekitError(f"{e}{hint}") from None
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
         raise EdgekitError(f"ONNX Runtime cannot run the model on {what} ({first}); give real inputs with "
-                           f"{spell('data', 'FILES')}" + (f", or freeze an input that is constant in deployment "
-                           f"with {spell('const', (scalars[0] if scalars else 'NAME') + '=VALUE')}")) from None
+                           f"{spell('data', 'FILES')}{hint}") from None
     return Reference(feeds, outputs, what, [[list(v.shape) for v in f.values()] for f in feeds])
 
 

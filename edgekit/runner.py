@@ -18,6 +18,7 @@ from .manifest import MANIFEST_NAME, Manifest, Precision
 from .native import quiet
 from .onnx import inspect
 from .onnx.load import load_model
+from .options import spell
 
 
 def load(artifact: str | Path, threads: int | None = None, device: str = "cpu",
@@ -43,12 +44,18 @@ def load(artifact: str | Path, threads: int | None = None, device: str = "cpu",
     if manifest is None:
         _check_device("onnx", device, path)
         model = load_model(path)
-        if input_shapes:
-            from .onnx.shapes import fix_input_shapes, parse_shape_args, resolve_input_shapes
+        if not input_shapes:
+            return reference(model, threads, name=path.name, folder=path.parent)
+        from .onnx.shapes import fix_input_shapes, parse_shape_args, resolve_input_shapes
 
-            shapes = input_shapes if isinstance(input_shapes, dict) else parse_shape_args(list(input_shapes))
-            model = fix_input_shapes(model, resolve_input_shapes(model, shapes))
-        return reference(model, threads, name=path.name, folder=path.parent)
+        shapes = input_shapes if isinstance(input_shapes, dict) else parse_shape_args(list(input_shapes))
+        model = fix_input_shapes(model, resolve_input_shapes(model, shapes))
+        try:
+            return reference(model, threads, name=path.name, folder=path.parent)
+        except EdgekitError as e:  # fixed to a shape the model cannot take: say which
+            given = ", ".join(f"{k}:{'x'.join(map(str, v))}" for k, v in shapes.items())
+            raise EdgekitError(f"{e} (with {spell('input_shapes', given)}: the model cannot run this shape; give "
+                               "another)") from None
     return open_artifact(path, manifest, threads, device)
 
 

@@ -152,9 +152,10 @@ def test_a_shape_the_model_cannot_run_is_one_line_naming_it(tmp_path, net, shape
             "run": ["run", model, "--input", f"x={tmp_path / 'in.npy'}", "--save", tmp_path / "saved"]}[command]
     before = _listing(tmp_path)
     if command == "bench" and net is _stride_net:
-        # bench fixes the shape into the model first, so ONNX Runtime's shape inference refuses it at load
-        # (runner.load, one line without the shape: see docs/reliability.md)
-        expected = ["m.onnx: ONNX Runtime cannot load the model: Node (skip) Op (Add)", "Incompatible dimensions"]
+        # bench fixes the shape into the model first, so ONNX Runtime's shape inference refuses it at load;
+        # the runner door adds the shape it was given
+        expected = ["m.onnx: ONNX Runtime cannot load the model: Node (skip) Op (Add)", "Incompatible dimensions",
+                    f"(with --input-shape x:{shape}: the model cannot run this shape; give another)"]
     else:
         expected = [f"ONNX Runtime cannot run the model on x {shape}: {node}",
                     "give another input shape (--input-shape"]

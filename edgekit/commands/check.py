@@ -20,8 +20,10 @@ def register(sub) -> None:
     p.add_argument("--data", action="append", default=None, metavar="PATH",
                    help="images/folders (preprocessed as the manifest says, or by --mean/--std/...) or .npy/.npz")
     p.add_argument("--samples", type=int, default=2, help="inputs to compare on (worst and mean reported)")
-    p.add_argument("--atol", action="append", metavar="[NAME:]VALUE", help="absolute tolerance (per output); given alone it is the whole bound (rtol 0 for those outputs)")
-    p.add_argument("--rtol", action="append", metavar="[NAME:]VALUE", help="tolerance relative to max|reference|; an element passes within atol + rtol x max|ref|, an "
+    p.add_argument("--atol", action="append", metavar="[NAME:]VALUE",
+                   help="absolute tolerance (per output); given alone it is the whole bound (rtol 0 for those outputs)")
+    p.add_argument("--rtol", action="append", metavar="[NAME:]VALUE",
+                   help="tolerance relative to max|reference|; an element passes within atol + rtol x max|ref|, an "
                         "output when 99.9%% of its elements do and its cosine reaches --cos")
     p.add_argument("--cos", action="append", metavar="[NAME:]VALUE", help="minimum cosine similarity")
     p.add_argument("--golden", default=None, metavar="DIR",
@@ -76,8 +78,8 @@ def rows(report):
             verdict = "PASS" if o.passed else "FAIL"
             need = f"atol {o.needs_atol:.2g}, rtol {o.needs_rtol:.2g}"
             yield (Path(a.artifact).name, a.format, prec, o.name, fmt_float(o.max_abs), fmt_float(o.max_rel),
-                   fmt_float(o.mean_abs), f"{fmt_float(o.cosine)} / {fmt_float(o.mean_cosine)}", _db(o.snr_db), _db(o.psnr_db), _pct(o.top1),
-                   _pct(o.top5), verdict, need), t
+                   fmt_float(o.mean_abs), f"{fmt_float(o.cosine)} / {fmt_float(o.mean_cosine)}", _db(o.snr_db),
+                   _db(o.psnr_db), _pct(o.top1), _pct(o.top5), verdict, need), t
 
 
 def print_report(report, con=None) -> None:

@@ -378,18 +378,27 @@ def svg_timeline(groups: list[tuple[str, list[float]]], title: str = "Every samp
 
 # ---------------------------------------------------------------- HTML
 
-CSS = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1200px;color:#1f2328;padding:0 16px}
-h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #d0d7de;padding-bottom:4px}
-.meta{color:#59636e;margin-bottom:12px} .rec{background:#dafbe1;border:1px solid #1a7f37;border-radius:6px;padding:10px 14px;margin:14px 0}
-.warn{background:#fff8c5;border:1px solid #9a6700;border-radius:6px;padding:10px 14px;margin:14px 0}
-table{border-collapse:collapse;margin:6px 0 10px;font-variant-numeric:tabular-nums}
-th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:right;white-space:nowrap} th{background:#f6f8fa}
-td.l,th.l{text-align:left} .st{font-weight:600} .err{color:#cf222e;font-family:monospace;white-space:pre-wrap}
-svg{display:block;margin:8px 0;max-width:100%;height:auto} svg .t{font-weight:600;font-size:13px}
-svg .ax{font-size:11px;fill:#59636e} svg .lab{font-size:12px} svg .val{font-size:10px} svg .grid{stroke:#eaeef2}
-dl{display:grid;grid-template-columns:max-content auto;gap:4px 14px} dt{font-weight:600} dd{margin:0}
-"""
+CSS = (
+    '\n'
+    'body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;'
+    'max-width:1200px;color:#1f2328;padding:0 16px}\n'
+    'h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px;'
+    'border-bottom:1px solid #d0d7de;padding-bottom:4px}\n'
+    '.meta{color:#59636e;margin-bottom:12px} .rec{background:#dafbe1;border:1px solid #1a7f37;'
+    'border-radius:6px;padding:10px 14px;margin:14px 0}\n'
+    '.warn{background:#fff8c5;border:1px solid #9a6700;border-radius:6px;padding:10px 14px;'
+    'margin:14px 0}\n'
+    'table{border-collapse:collapse;margin:6px 0 10px;font-variant-numeric:tabular-nums}\n'
+    'th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:right;'
+    'white-space:nowrap} th{background:#f6f8fa}\n'
+    'td.l,th.l{text-align:left} .st{font-weight:600} .err{color:#cf222e;font-family:monospace;'
+    'white-space:pre-wrap}\n'
+    'svg{display:block;margin:8px 0;max-width:100%;height:auto} svg .t{font-weight:600;font-size:13px}\n'
+    'svg .ax{font-size:11px;'
+    'fill:#59636e} svg .lab{font-size:12px} svg .val{font-size:10px} svg .grid{stroke:#eaeef2}\n'
+    'dl{display:grid;grid-template-columns:max-content auto;'
+    'gap:4px 14px} dt{font-weight:600} dd{margin:0}\n'
+)
 
 LEFT_COLS = {"format", "artifact", "status", "precision", "backend", "versions", "precision settings", "threads"}
 

@@ -83,7 +83,8 @@ def _load_external_data(model: onnx.ModelProto, base: Path, path: Path) -> None:
         location = next((e.value for e in tensor.external_data if e.key == "location"), "")
         target = (base / location).resolve()
         if os.path.isabs(location) or base not in target.parents:
-            raise EdgekitError(f"{path}: external data '{location}' of tensor {tensor.name} is outside the model's folder")
+            raise EdgekitError(f"{path}: external data '{location}' of tensor {tensor.name} is outside the model's "
+                               "folder")
         if not target.is_file():
             raise EdgekitError(f"{path}: external data file '{location}' of tensor {tensor.name} is missing")
     try:
