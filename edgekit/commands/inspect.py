@@ -74,6 +74,17 @@ def print_manifest(path: Path, m) -> None:
               f"sha256 {m.source.get('sha256', '')[:12]})")
     con.print("files: " + ", ".join(f"{k}={v}" for k, v in m.files.items()))
     con.print(f"precision: asked {p.requested}; weights {p.weights}, compute {p.compute}; settings {p.settings}")
+    if p.quantization:
+        q = p.quantization
+        kept = q.get("layers_kept_float") or []
+        con.print(f"int8: {q.get('method')} calibration on {q.get('calibration_samples')} sample(s); "
+                  f"{q.get('layers_int8')} layers int8, {len(kept)} kept float"
+                  + (f" ({', '.join(kept[:6])}{', ...' if len(kept) > 6 else ''})" if kept else "")
+                  + f"; drop on the calibration set {q.get('calibration_drop')}; size {q.get('size_ratio')}x fp32",
+                  markup=False)
+    if m.recipe:
+        tried = ", ".join(f"{a['recipe']} {a['status']}" for a in m.attempts)
+        con.print(f"recipe: {m.recipe}" + (f" (tried: {tried})" if tried else ""), markup=False)
     con.print("tools: " + ", ".join(f"{k} {v}" for k, v in m.tools.items()))
     if m.passes:
         con.print("passes: " + ", ".join(m.passes))
