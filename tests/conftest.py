@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,13 @@ import pytest
 from tests.models import conv_net, save
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# A background job (`.ci/run` runs the suite as one, like `cmd &` in any script) starts with SIGINT ignored, and
+# an ignored signal stays ignored in every child: the tests' `edgekit` processes would then not stop on the
+# Ctrl-C they are sent. Handle it again here, so children start with the default, as from a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 FORMATS = ["ncnn", "mnn", "tflite", "openvino"]
 
 
