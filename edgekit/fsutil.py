@@ -153,6 +153,19 @@ def check_destination(dest: Path, force: bool) -> None:
         raise EdgekitError(f"{dest} already exists; pass --force to overwrite it")
 
 
+def check_output_files(args, flags: tuple[str, ...]) -> None:
+    """Before a command works: each report file it was asked to write (`--json F`, ...) must be a file name in a
+    writable folder, not a folder, so that a finished run is not lost to a traceback at the very end."""
+    for flag in flags:
+        path = getattr(args, flag, None)
+        if path is None:
+            continue
+        path = Path(path)
+        if path.is_dir():
+            raise EdgekitError(f"--{flag} {path} is a folder; give a file name in it")
+        check_writable_dir(path.parent, f"--{flag} {path}: the folder")
+
+
 def check_writable_dir(folder: Path, what: str = "--out") -> Path:
     """Fail early, with one line (EdgekitError, exit 2), when `folder` cannot hold output: it is a file, a path
     through a file, or on a location this process cannot write (read-only, no permission). Creates nothing:

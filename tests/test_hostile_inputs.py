@@ -208,3 +208,15 @@ def test_a_manifest_with_a_zero_std_is_refused_on_load(files, tmp_path):
     proc = edgekit("run", art, "--input", f"x={files / 'ok.npy'}")
     _one_line(proc, 2, "preprocessing std 0.5,0,0.5: a std of 0 divides by zero")
     assert _listing(tmp_path) == before
+
+
+@pytest.mark.parametrize("command, flag", [("export", "--json"), ("check", "--markdown"), ("bench", "--html"),
+                                           ("bench", "--json")])
+def test_a_report_file_that_is_a_folder_is_refused_before_any_work(tmp_path, command, flag):
+    model = save(conv_net(batch=1), tmp_path / "m.onnx")
+    (tmp_path / "adir").mkdir()
+    args = {"export": ["export", model, "--target", "onnx", "--out", tmp_path / "o"],
+            "check": ["check", model], "bench": ["bench", model, "-q"]}[command]
+    before = _listing(tmp_path)
+    _one_line(edgekit(*args, flag, tmp_path / "adir"), 2, f"{flag} {tmp_path / 'adir'} is a folder")
+    assert _listing(tmp_path) == before

@@ -50,8 +50,10 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
+    from ..fsutil import check_output_files
     from ..workflows import bench
 
+    check_output_files(args, ("json", "markdown", "html"))
     with status("preparing") as update:
         report = call_with(bench, args, preprocessing=preprocessing_from_args(args),
                            progress=(lambda msg: None) if args.quiet else update)

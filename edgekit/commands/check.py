@@ -37,9 +37,10 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
-    from ..fsutil import atomic_write_text
+    from ..fsutil import atomic_write_text, check_output_files
     from ..harness.check import check, parse_tolerance
 
+    check_output_files(args, ("json", "markdown"))
     with status("checking") as update:
         report = check(args.artifacts, model=args.model, data=args.data, samples=args.samples,
                        preprocessing=preprocessing_from_args(args), atol=parse_tolerance(args.atol, "atol"),

@@ -53,6 +53,9 @@ def main(args) -> int:
     from pathlib import Path
 
     from ..errors import EdgekitError
+    from ..fsutil import check_output_files
+
+    check_output_files(args, ("json",))
     from ..exporter import export
 
     labels = None
