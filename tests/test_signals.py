@@ -2,6 +2,7 @@
 no scratch in the temp dir, no converter left running); after a SIGKILL the converter dies with edgekit and the
 next run removes what the killed one left; `edgekit ... | head` ends quietly."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -153,12 +154,13 @@ def test_sigterm_stops_a_pipeline_cleanly_with_143(tmp_path):
                     "--frames", "600"], cwd=tmp_path, check=True, capture_output=True)
     proc = subprocess.Popen([sys.executable, "-m", "edgekit.cli", "pipeline", os.path.join(root, "apps", "face",
                              "graph.yaml"), "--source", "samples/face.avi", "--sink", "out/face.avi",
-                             "--backend", "onnx"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                             "--backend", "onnx", "--stats"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     first = ""
-    while "graph 'face'" not in first and proc.poll() is None:  # logged once the graph is built: frames flow
+    # --stats prints "N in, M processed" every second once the graph runs: stop it only when frames flow (a fixed
+    # sleep after "graph 'face'" raced the models' loading on a busy machine: "stopped while starting")
+    while not re.search(r" [1-9]\d* processed", first) and proc.poll() is None:
         first += proc.stderr.readline()
-    time.sleep(2)  # 600 frames take ~10 s here
     assert proc.poll() is None, "the pipeline ended before it could be stopped"
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
