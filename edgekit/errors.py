@@ -6,7 +6,6 @@ a Python caller catches `EdgekitError` for every failure edgekit can explain.
       DynamicShape          a converter needs a static shape
       ModelError          exit 1: the input was fine, but the model cannot be made to work on a backend
         ConversionError     an upstream converter failed or produced a model we refuse to call converted
-        VerificationFailed  a converted model loaded but disagrees with the ONNX Runtime reference
 """
 
 
@@ -51,6 +50,3 @@ class ConversionError(ModelError):
         self.format = fmt
         self.log_tail = log_tail
 
-
-class VerificationFailed(ModelError):
-    """A converted model loaded but its outputs disagree with the ONNX Runtime reference."""
