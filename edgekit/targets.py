@@ -138,10 +138,12 @@ def cached_registry(profile: Profile, path: Path | None = None) -> dict:
     return {pkg: cache[_key(profile, pkg)] for pkg in profile.requirements if _key(profile, pkg) in cache}
 
 
-def check_registry(profile: Profile, path: Path | None = None, refresh: bool = False, pip=None) -> dict:
+def check_registry(profile: Profile, path: Path | None = None, refresh: bool = False, pip=None,
+                   index: list[str] | None = None) -> dict:
     """Ask the package registry (pip download --no-deps --only-binary :all: for the device's platform and Python)
     whether each of the profile's pinned packages has a wheel for the device; answers are cached for a week.
-    Touches the network: only `edgekit targets --check-registry` calls it."""
+    Touches the network: only `edgekit targets --check-registry` calls it. `pip`: the pip command (default this
+    Python's); `index`: pip's index options (default its configured index)."""
     from .fsutil import atomic_write_text
 
     path = path or cache_path()
@@ -153,15 +155,15 @@ def check_registry(profile: Profile, path: Path | None = None, refresh: bool = F
         if hit and not refresh and time.time() - hit.get("checked", 0) < CACHE_DAYS * 86400:
             out[pkg] = hit
             continue
-        out[pkg] = cache[key] = {**_pip_download(profile, pkg, pip), "checked": int(time.time())}
+        out[pkg] = cache[key] = {**_pip_download(profile, pkg, pip, index), "checked": int(time.time())}
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(cache, indent=1, sort_keys=True) + "\n")
     return out
 
 
-def _pip_download(profile: Profile, package: str, pip=None) -> dict:
+def _pip_download(profile: Profile, package: str, pip=None, index=None) -> dict:
     cmd = [*(pip or [sys.executable, "-m", "pip"]), "download", "--no-deps", "--only-binary", ":all:",
-           "--python-version", profile.python.replace(".", ""), "--disable-pip-version-check", "-q"]
+           "--python-version", profile.python.replace(".", ""), "--disable-pip-version-check", "-q", *(index or [])]
     for tag in profile.platforms():
         cmd += ["--platform", tag]
     with tempfile.TemporaryDirectory(prefix="edgekit-registry-") as tmp:

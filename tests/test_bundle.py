@@ -196,3 +196,11 @@ def test_bench_on_a_bundle(bundle, tmp_path):
     (b / "run.py").write_text("print('changed')\n")
     out = edgekit("bench", b, "--iterations", "1", "--min-seconds", "0")
     assert out.returncode == 2 and "run.py does not match" in out.stderr
+
+
+def test_verify_needs_no_converter(bundle):
+    """The device path imports no converter: verify passes with onnxslim, onnx2tf, TensorFlow and pnnx hidden
+    (a device installs only requirements.txt)."""
+    hide = "; ".join(f"sys.modules[{m!r}] = None" for m in ("onnxslim", "onnx2tf", "tensorflow", "pnnx", "tf_keras"))
+    out = edgekit("verify", bundle, "-q", pre=hide)
+    assert out.returncode == 0, out.stdout + out.stderr
