@@ -182,7 +182,7 @@ def _fill(folder: Path, items, profile: Profile, data, samples, model, progress)
     (folder / "requirements.txt").write_text(requirements_text(profile, sorted({e["format"] for e in entries})))
     (folder / "run.py").write_text(_RUN_PY)
     (folder / "README.md").write_text(_readme(profile, entries))
-    _check_no_host_paths(folder, _host_roots(items))
+    _check_no_host_paths(folder, _host_roots(items), entries)
     files = {p.relative_to(folder).as_posix(): sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()}
     doc = {"schema": BUNDLE_SCHEMA, "edgekit": __version__,
            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -206,13 +206,25 @@ def _reference(path: Path, manifest: Manifest, data, samples, model, cache, prog
         src = source_model(manifest, model)
         progress(f"running the ONNX Runtime reference on {src.name}")
         ref = reference(reference_model(manifest, src), name=src.name)
-        specs = [TensorSpec(s.name, s.dtype, list(s.shape)) for s in manifest.inputs]
+        specs = _static_specs(manifest)
         feeds, what = make_samples(specs, data, manifest.preprocessing, n)
         feeds = [{k: v for k, v in f.items() if k not in const} for f in feeds]
         refs = [ref(f) for f in feeds]
         ref.close()
         cache[key] = (feeds, refs, what)
     return cache[key]
+
+
+def _static_specs(manifest: Manifest) -> list[TensorSpec]:
+    """The artifact's inputs at static shapes: a dynamic artifact's first verified shapes (its manifest's
+    verification.shapes), so that generated samples are what the export checked, not 1 on every free axis."""
+    specs = [TensorSpec(s.name, s.dtype, list(s.shape)) for s in manifest.inputs]
+    shapes = manifest.verification.shapes if manifest.verification else []
+    if any(not isinstance(d, int) for s in specs for d in s.shape) and shapes and len(shapes[0]) == len(specs):
+        for spec, shape in zip(specs, shapes[0]):
+            if len(shape) == len(spec.shape) and all(isinstance(d, int) for d in shape):
+                spec.shape = list(shape)
+    return specs
 
 
 def _host_figures(folder: Path, manifest: Manifest, feeds, refs, tol, progress) -> dict:
@@ -290,14 +302,24 @@ def _host_roots(items) -> list[str]:
     return sorted(r for r in roots if len(Path(r).parts) > 2)  # never "/" or "/tmp" alone
 
 
-def _check_no_host_paths(folder: Path, roots: list[str]) -> None:
+def _check_no_host_paths(folder: Path, roots: list[str], entries: list[dict]) -> None:
+    """What the bundle writes must name no host folder (refused: that would be our bug). An artifact's own files
+    are copied as exported and verified, so they are kept; one that holds a host path (a converter copied a
+    model's metadata) is noted in its entry, without the path, so that a re-export can drop it."""
+    by_name = {e["name"]: e for e in entries}
     for p in sorted(folder.rglob("*")):
-        if p.is_file():
-            blob = p.read_bytes()
-            for root in roots:
-                if root.encode() in blob:
-                    raise EdgekitError(f"{p.relative_to(folder)} holds the host path {root}; a bundle must not "
-                                       "name host files: re-export the artifact without it")
+        if not p.is_file():
+            continue
+        rel = p.relative_to(folder)
+        blob = p.read_bytes()
+        root = next((r for r in roots if r.encode() in blob), None)
+        if root is None:
+            continue
+        if rel.parts[0] == "artifacts" and rel.name != MANIFEST_NAME:
+            by_name[rel.parts[1]].setdefault("notes", []).append(
+                f"{rel.name} holds a host path (written into it at export); re-export to drop it")
+            continue
+        raise EdgekitError(f"{rel} would name the host path {root}; a bundle must not name host files")
 
 
 def _write_tar(folder: Path, out: Path, force: bool) -> None:

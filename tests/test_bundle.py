@@ -204,3 +204,26 @@ def test_verify_needs_no_converter(bundle):
     hide = "; ".join(f"sys.modules[{m!r}] = None" for m in ("onnxslim", "onnx2tf", "tensorflow", "pnnx", "tf_keras"))
     out = edgekit("verify", bundle, "-q", pre=hide)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_blazeface_bundle_nhwc_and_no_host_path(tmp_path):
+    """An imported MediaPipe model (NHWC, two outputs) bundles and verifies; the import's metadata, which the
+    artifacts carry, names no host folder (about 45 s: import, ONNX + ncnn export)."""
+    import edgekit as ek
+    from edgekit.fixtures import MEDIAPIPE_MODELS, mediapipe_onnx
+
+    fx = MEDIAPIPE_MODELS["blazeface-short"]
+    model = mediapipe_onnx("blazeface-short", tmp_path / "models")
+    results = ek.export(model, target="onnx,ncnn", out=tmp_path / "out", input_shapes=[fx.input_shape],
+                        preprocessing=fx.preprocessing)
+    b = make_bundle([r.path for r in results], "raspberry-pi-4", tmp_path / "face")
+    doc = json.loads((b / BUNDLE_NAME).read_text())
+    assert not any(e.get("notes") for e in doc["artifacts"])
+    for p in b.rglob("*"):
+        if p.is_file():
+            assert str(tmp_path).encode() not in p.read_bytes(), p
+    with np.load(next((b / "samples").rglob("0.npz"))) as z:
+        assert z["input"].shape == (1, 128, 128, 3)
+    report = verify_bundle(b)
+    assert report.passed and all(a.device["cosine"] >= 0.999 for a in report.artifacts)
+    assert {o["name"] for o in report.artifacts[0].device["outputs"]} == {"regressors", "classificators"}
