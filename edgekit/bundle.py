@@ -24,8 +24,9 @@ import numpy as np
 
 from . import backends
 from .errors import EdgekitError
-from .fsutil import atomic_dir, atomic_write_text, check_destination, owner_tag, sha256
+from .fsutil import atomic_dir, atomic_write_text, check_destination, check_writable_dir, owner_tag, sha256
 from .manifest import MANIFEST_NAME, Manifest, TensorSpec
+from .options import spell
 from .targets import Profile, profiles
 from .version import __version__
 
@@ -49,6 +50,7 @@ class ArtifactCheck:
     status: str = "ok"  # ok | failed | missing runtime | error
     error: str = ""
     install: str = ""  # missing runtime: what to pip-install
+    notes: list = field(default_factory=list)  # what the bundle noted about the artifact (bundle.json)
 
     @property
     def passed(self) -> bool:
@@ -107,8 +109,9 @@ def make_bundle(artifacts: list, target: str, out, force: bool = False, data: li
     out = Path(out)
     as_tar = out.name.endswith(TAR_SUFFIXES)
     check_destination(out, force)
+    check_writable_dir(out.parent, "the bundle's folder")
     if samples is not None and samples <= 0:
-        raise EdgekitError("samples must be at least 1")
+        raise EdgekitError(f"{spell('samples')} must be at least 1")
     items = _collect(artifacts, profile)
     if as_tar:
         name = out.name[:-len(next(s for s in TAR_SUFFIXES if out.name.endswith(s)))] or "bundle"
@@ -495,7 +498,7 @@ def verify_bundle(bundle, threads: int | None = None, progress=None) -> VerifyRe
         report = VerifyReport(bundle=Path(bundle).name, target=str(target.get("name", "?")), device=device_facts())
         for e in doc["artifacts"]:
             fmt, precision = str(e.get("format")), str(e.get("precision", "fp32"))
-            row = ArtifactCheck(e["name"], fmt, precision, e.get("host") or {})
+            row = ArtifactCheck(e["name"], fmt, precision, e.get("host") or {}, notes=list(e.get("notes") or []))
             report.artifacts.append(row)
             try:
                 backend = backends.get(fmt)

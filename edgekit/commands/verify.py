@@ -48,6 +48,8 @@ def main(args) -> int:
     for a in report.artifacts:
         if a.error:
             con.print(f"[red]{escape(a.artifact)}: {escape(a.error)}[/]")
+        for note in a.notes:
+            con.print(f"[yellow]{escape(a.artifact)}: {escape(note)}[/]")
     if args.json:
         atomic_write_text(args.json, json.dumps(report.to_dict(), indent=2) + "\n")
         con.print(f"wrote {args.json}")
