@@ -248,7 +248,7 @@ def _stamp(model, src: Path, result: ImportResult) -> None:
 
     info = {"source": src.name, "sha256": sha256(src), "densified_ops": result.densified, "opset": result.opset,
             "tools": {"edgekit": __version__, **result.tools},
-            "verification": {"against": "LiteRT on the .tflite", "inputs": result.inputs,
+            "verification": {"against": "LiteRT on the .tflite", "inputs": _file_names(result.inputs),
                              "samples": result.samples,
                              "outputs": [{"name": o.name, "cosine": o.cosine, "max_abs": o.max_abs}
                                          for o in result.outputs]}}
@@ -257,6 +257,14 @@ def _stamp(model, src: Path, result: ImportResult) -> None:
         meta["edgekit.import"].value = json.dumps(info)
     else:
         model.metadata_props.add(key="edgekit.import", value=json.dumps(info))
+
+
+def _file_names(text: str) -> str:
+    """Absolute paths in `text` cut to their file names: the model's metadata travels (bundles, devices), the
+    host's folders must not travel with it."""
+    import re
+
+    return re.sub(r"(?<![\w.~/-])/(?:[^\s,;:()\[\]'\"]+/)+", "", text)
 
 
 def _write(model, dest: Path) -> None:
