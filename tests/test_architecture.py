@@ -18,6 +18,7 @@ LAYERS = [
     ("harness", ["harness"]),
     ("flows", ["exporter", "importer", "workflows", "fixtures"]),
     ("pipeline", ["pipeline"]),
+    ("apps", ["apps"]),
     ("front ends", ["commands", "cli", "__init__", "__main__"]),
 ]
 
