@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import EdgekitError
 from ..pipeline.config import load_config
+from ..pipeline.node import option_schema
 from ..pipeline.nodes.inference import Inference
 from ..resources import shipped
 
@@ -33,6 +34,9 @@ class AppGraph:
         opts = self.options(name, "inference")
         opts.update(backend=backend, threads=threads, cache=str(cache) if cache else None)
         if precision is not None:
+            if "precision" not in option_schema(Inference):  # the inference node's option (issue 13)
+                raise EdgekitError(f"precision={precision!r}: this edgekit's pipeline exports at fp32 only; "
+                                   "leave precision=None")
             opts["precision"] = precision
         node = Inference(name, **opts)
         node.base = self.path.parent
