@@ -18,6 +18,7 @@ LAYERS = [
     ("harness", ["harness"]),
     ("flows", ["exporter", "importer", "workflows", "fixtures", "bundle"]),
     ("pipeline", ["pipeline"]),
+    ("apps", ["apps"]),
     ("front ends", ["commands", "cli", "__init__", "__main__"]),
 ]
 

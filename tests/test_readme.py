@@ -3,6 +3,7 @@
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +40,18 @@ def test_tour_runs_as_written(tmp_path):
     assert "ch_ppocr_mobile_v2.0_cls_infer_ncnn" in out and "PASS" in out
     assert (tmp_path / "out" / "ch_ppocr_mobile_v2.0_cls_infer_openvino" / "edgekit.json").is_file()
     assert (tmp_path / "bench.json").is_file()
+
+
+def test_python_api_snippet_runs(tmp_path):
+    """The edgekit.apps block, as written (its exports go to the pipeline test cache when one is kept)."""
+    m = re.search(r"<!-- api -->\s*```python\n(.*?)```\s*<!-- /api -->", README, re.S)
+    assert m, "README has no api block"
+    cache = os.environ.get("EDGEKIT_TEST_PIPELINE_CACHE") or str(tmp_path / "cache")
+    proc = subprocess.run([sys.executable, "-c", m.group(1)], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=1200, env={**os.environ, "EDGEKIT_CACHE": cache})
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert proc.stdout.count("(6, 2) (468, 2)") == 1  # the astronaut's one face, with its mesh
+    assert "'Hello edgekit 2026'" in proc.stdout and "'OCR on every backend'" in proc.stdout
 
 
 def test_main_job_runs(tmp_path):

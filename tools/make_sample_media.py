@@ -2,6 +2,9 @@
 """Make the sample videos the pipeline apps and tests use, from packaged real images; nothing is downloaded.
 
 - face.avi: scikit-image's astronaut photo, panned and zoomed (a slow push-in with a sideways drift), 640x480.
+- far_face.avi: the astronaut photo walking away: scaled from 480 to 180 px (its face from ~90 to ~33 px wide) and
+            drifting across a 640x480 backdrop; far_face.json holds the face box per frame (for BlazeFace full range,
+            which finds the small faces short range misses).
 - ocr.avi:  a page of printed text lines rendered with Pillow, drifting slowly, 640x480; ocr.json holds the
             ground-truth lines.
 
@@ -38,6 +41,34 @@ def face_frames(n: int) -> list[np.ndarray]:
         m = np.array([[zoom, 0, W / 2 - zoom * cx], [0, zoom, H / 2 - zoom * cy]], np.float32)
         frames.append(cv2.warpAffine(img, m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
     return frames
+
+
+# The astronaut's face in skimage.data.astronaut() (512x512), x0, y0, x1, y1 (where BlazeFace boxes it).
+ASTRONAUT_FACE = (179.0, 81.0, 272.0, 174.0)
+
+
+def far_face_frames(n: int) -> tuple[list[np.ndarray], list[list[float]]]:
+    """The astronaut (BGR) shrinking from 480 to 180 px over n frames on a smooth backdrop, and the face box
+    in each frame (ASTRONAUT_FACE scaled and moved with the photo)."""
+    import cv2
+    from skimage import data
+
+    img = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    yy, xx = np.mgrid[0:H, 0:W]
+    backdrop = np.dstack([90 + 60 * xx / W, 100 + 40 * yy / H, 120 + 30 * (xx + yy) / (W + H)]).astype(np.uint8)
+    frames, boxes = [], []
+    for i in range(n):
+        a = i / max(n - 1, 1)
+        size = int(round(480 - 300 * a))
+        x, y = int(round(80 + 200 * a)), int(round(100 * a))  # drifts right and up the frame
+        x, y = min(x, W - size), min(y, H - size)
+        frame = backdrop.copy()
+        frame[y:y + size, x:x + size] = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+        k = size / img.shape[0]
+        x0, y0, x1, y1 = ASTRONAUT_FACE
+        frames.append(frame)
+        boxes.append([round(x + k * x0, 1), round(y + k * y0, 1), round(x + k * x1, 1), round(y + k * y1, 1)])
+    return frames, boxes
 
 
 def ocr_page() -> np.ndarray:
@@ -88,9 +119,13 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = 30.0) -> Path
 def make(out: Path, frames: int = 48, ocr_frames_count: int | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     face = write_video(out / "face.avi", face_frames(frames))
+    far, boxes = far_face_frames(frames)
+    far_face = write_video(out / "far_face.avi", far)
+    (out / "far_face.json").write_text(json.dumps({"boxes": boxes}) + "\n")
     ocr = write_video(out / "ocr.avi", ocr_frames(ocr_frames_count or frames))
     (out / "ocr.json").write_text(json.dumps({"lines": OCR_LINES}, indent=2) + "\n")
-    return {"face": face, "ocr": ocr, "ocr_truth": out / "ocr.json"}
+    return {"face": face, "far_face": far_face, "far_face_truth": out / "far_face.json", "ocr": ocr,
+            "ocr_truth": out / "ocr.json"}
 
 
 def main(argv=None) -> int:

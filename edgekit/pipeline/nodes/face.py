@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from ...errors import EdgekitError
 from ..node import Node, register
 
 # mediapipe/modules/face_detection/face_detection_short_range_common.pbtxt
@@ -86,45 +87,71 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> lis
     return out
 
 
-@register("face_detections")
-class FaceDetections(Node):
-    """BlazeFace raw outputs -> faces in frame pixels: {"faces": [{"box": [x0, y0, x1, y1], "score": s,
-    "keypoints": [[x, y] x 6]}]}. Needs the preprocess transform (letterbox) that came with the tensor."""
+# The MediaPipe graph each detector comes from sets its anchors and its score threshold.
+DETECTORS = {"short_range": (SHORT_RANGE, 0.5),  # face_detection_short_range_common.pbtxt: min_score_thresh 0.5
+             "full_range": (FULL_RANGE, 0.6)}    # face_detection_full_range_common.pbtxt: min_score_thresh 0.6
 
-    inputs = ("in",)
-    outputs = ("faces",)
 
-    def __init__(self, name: str, model: str = "short_range", min_score: float = 0.5, nms_threshold: float = 0.3,
-                 max_faces: int = 0, boxes_output: str | None = None, scores_output: str | None = None, **options):
-        super().__init__(name, **options)
-        self.opts = {"short_range": SHORT_RANGE, "full_range": FULL_RANGE}.get(model)
-        if self.opts is None:
-            from ...errors import EdgekitError
+class FaceDecoder:
+    """BlazeFace raw outputs + the letterbox transform -> faces in frame pixels, as MediaPipe decodes them.
+    The face_detections node and edgekit.apps.FaceMesh both call it, so the graph and the API agree."""
 
-            raise EdgekitError(f"face_detections: model must be short_range or full_range, not {model}")
+    def __init__(self, model: str = "short_range", min_score: float | None = None, nms_threshold: float = 0.3,
+                 max_faces: int = 0, boxes_output: str | None = None, scores_output: str | None = None):
+        if model not in DETECTORS:
+            raise EdgekitError(f"face detector model must be one of {', '.join(DETECTORS)}, not {model!r}")
+        self.model = model
+        self.opts, default_score = DETECTORS[model]
         self.anchors = ssd_anchors(**self.opts)
-        self.min_score, self.nms_threshold, self.max_faces = min_score, nms_threshold, int(max_faces)
+        self.min_score = default_score if min_score is None else float(min_score)
+        self.nms_threshold, self.max_faces = float(nms_threshold), int(max_faces)
         self.boxes_output, self.scores_output = boxes_output, scores_output
 
     def _outputs(self, outs: dict) -> tuple[np.ndarray, np.ndarray]:
         if self.boxes_output and self.scores_output:
             return outs[self.boxes_output], outs[self.scores_output]
         by_width = sorted(outs.values(), key=lambda a: a.shape[-1])  # scores (1, N, 1), boxes (1, N, 16)
-        return by_width[-1], by_width[0]
+        boxes, scores = by_width[-1], by_width[0]
+        if scores.size != self.anchors.shape[0]:
+            raise EdgekitError(f"the detector gives {scores.size} scores but the {self.model} decoding "
+                               f"has {self.anchors.shape[0]} anchors: is it the matching BlazeFace model?")
+        return boxes, scores
 
-    def process(self, inputs, packet):
-        x = inputs["in"]
-        raw_boxes, raw_scores = self._outputs(x["outputs"])
-        t = x["transform"]
+    def __call__(self, outputs: dict, transform) -> list[dict]:
+        """[{"box": [x0, y0, x1, y1], "score": s, "keypoints": [[x, y] x 6]}], best first."""
+        raw_boxes, raw_scores = self._outputs(outputs)
         boxes, scores = decode(raw_boxes, raw_scores, self.anchors, self.opts["input_size"], self.min_score)
         faces = []
         for pts, score in weighted_nms(boxes, scores, self.nms_threshold):
-            p = t.norm_to_frame(pts)  # undo the letterbox and the resize
+            p = transform.norm_to_frame(pts)  # undo the letterbox and the resize
             faces.append({"box": [float(p[0, 0]), float(p[0, 1]), float(p[1, 0]), float(p[1, 1])],
                           "score": score, "keypoints": p[2:].round(3).tolist()})
-        if self.max_faces:
-            faces = faces[:self.max_faces]
-        return {"faces": faces, "frame_size": list(t.frame_size)}
+        return faces[:self.max_faces] if self.max_faces else faces
+
+
+@register("face_detections")
+class FaceDetections(Node):
+    """BlazeFace raw outputs -> faces in frame pixels: {"faces": [{"box": [x0, y0, x1, y1], "score": s,
+    "keypoints": [[x, y] x 6]}]}. Needs the preprocess transform (letterbox) that came with the tensor.
+    `model`: short_range (128x128) or full_range (192x192, far faces); `min_score` defaults to the model's
+    MediaPipe threshold."""
+
+    inputs = ("in",)
+    outputs = ("faces",)
+
+    def __init__(self, name: str, model: str = "short_range", min_score: float | None = None,
+                 nms_threshold: float = 0.3, max_faces: int = 0, boxes_output: str | None = None,
+                 scores_output: str | None = None, **options):
+        super().__init__(name, **options)
+        try:
+            self.decoder = FaceDecoder(model, min_score, nms_threshold, max_faces, boxes_output, scores_output)
+        except EdgekitError as e:
+            raise EdgekitError(f"face_detections: {e}") from None
+
+    def process(self, inputs, packet):
+        x = inputs["in"]
+        t = x["transform"]
+        return {"faces": self.decoder(x["outputs"], t), "frame_size": list(t.frame_size)}
 
 
 def face_roi(face: dict, scale: float = 1.5) -> tuple[tuple, tuple, float]:
@@ -137,6 +164,19 @@ def face_roi(face: dict, scale: float = 1.5) -> tuple[tuple, tuple, float]:
     angle = angle - 2 * math.pi * math.floor((angle + math.pi) / (2 * math.pi))
     side = max(x1 - x0, y1 - y0) * scale
     return ((x0 + x1) / 2, (y0 + y1) / 2), (side, side), angle
+
+
+def crop_faces(frame: np.ndarray, faces: list[dict], size: int = 192, scale: float = 1.5):
+    """One rotated square crop (size x size) per face and the 2x3 affines mapping crop pixels to the frame."""
+    from ..imageops import rotated_crop
+
+    crops, affines = [], []
+    for face in faces:
+        center, side, angle = face_roi(face, scale)
+        crop, back = rotated_crop(frame, center, side, angle, (size, size))
+        crops.append(crop)
+        affines.append(back)
+    return crops, affines
 
 
 @register("face_crops")
@@ -152,16 +192,28 @@ class FaceCrops(Node):
         self.size, self.scale = int(size), float(scale)
 
     def process(self, inputs, packet):
-        from ..imageops import rotated_crop
-
-        frame, faces = inputs["frame"], inputs["faces"]["faces"]
-        crops, affines = [], []
-        for face in faces:
-            center, size, angle = face_roi(face, self.scale)
-            crop, back = rotated_crop(frame, center, size, angle, (self.size, self.size))
-            crops.append(crop)
-            affines.append(back)
+        faces = inputs["faces"]["faces"]
+        crops, affines = crop_faces(inputs["frame"], faces, self.size, self.scale)
         return {"images": crops, "affines": affines, "faces": faces, "frame_size": inputs["faces"]["frame_size"]}
+
+
+def add_landmarks(faces: list[dict], outputs: list[dict], affines: list, transforms: list,
+                  min_presence: float = 0.5) -> list[dict]:
+    """The landmark model's outputs per face crop -> each face with its `presence` and, above min_presence,
+    its 468 `landmarks` in frame pixels."""
+    out = []
+    for face, outs, back, t in zip(faces, outputs, affines, transforms):
+        arrays = sorted(outs.values(), key=lambda a: a.size)
+        flag, data = arrays[0], arrays[-1]
+        presence = float(1.0 / (1.0 + math.exp(-float(np.clip(flag.reshape(-1)[-1], -80, 80)))))
+        face = dict(face, presence=presence)
+        if presence > min_presence:
+            pts = data.reshape(-1, 3)[:, :2].astype(np.float64)
+            crop_px = t.to_frame(pts)  # model input pixels -> crop pixels (identity for a same-size crop)
+            frame_px = crop_px @ back[:, :2].T + back[:, 2]
+            face["landmarks"] = frame_px.round(3).tolist()
+        out.append(face)
+    return out
 
 
 @register("face_landmarks")
@@ -178,16 +230,5 @@ class FaceLandmarks(Node):
 
     def process(self, inputs, packet):
         x = inputs["in"]
-        faces = []
-        for face, outs, back, t in zip(x["faces"], x["outputs"], x["affines"], x["input_transforms"]):
-            arrays = sorted(outs.values(), key=lambda a: a.size)
-            flag, data = arrays[0], arrays[-1]
-            presence = float(1.0 / (1.0 + math.exp(-float(np.clip(flag.reshape(-1)[-1], -80, 80)))))
-            face = dict(face, presence=presence)
-            if presence > self.min_presence:
-                pts = data.reshape(-1, 3)[:, :2].astype(np.float64)
-                crop_px = t.to_frame(pts)  # model input pixels -> crop pixels (identity for a same-size crop)
-                frame_px = crop_px @ back[:, :2].T + back[:, 2]
-                face["landmarks"] = frame_px.round(3).tolist()
-            faces.append(face)
+        faces = add_landmarks(x["faces"], x["outputs"], x["affines"], x["input_transforms"], self.min_presence)
         return {"faces": faces, "frame_size": x["frame_size"]}

@@ -96,6 +96,23 @@ def sort_boxes(boxes: list) -> list:
     return b
 
 
+def text_boxes(det_output: np.ndarray, transform, **db) -> list[dict]:
+    """PP-OCR det output (1, 1, H, W) + the preprocess transform -> [{"box": [[x, y] x 4] in frame pixels,
+    clockwise from top-left, "det_score": s}] in reading order; `db` are db_boxes' thresholds."""
+    fw, fh = transform.frame_size
+    lines = []
+    for box, score in db_boxes(det_output[0, 0], **db):
+        p = transform.to_frame(box)
+        p = order_clockwise(np.round(p).astype(np.float32))
+        p[:, 0] = np.clip(p[:, 0], 0, fw - 1)
+        p[:, 1] = np.clip(p[:, 1], 0, fh - 1)
+        p = p.astype(np.int32).astype(np.float32)
+        if int(np.linalg.norm(p[0] - p[1])) <= 3 or int(np.linalg.norm(p[0] - p[3])) <= 3:
+            continue
+        lines.append({"box": p.tolist(), "det_score": round(score, 5)})
+    return sort_boxes(lines)
+
+
 @register("db_postprocess")
 class DBPostprocess(Node):
     """PP-OCR det outputs -> {"lines": [{"box": [[x, y] x 4] (frame pixels, clockwise from top-left),
@@ -112,20 +129,7 @@ class DBPostprocess(Node):
 
     def process(self, inputs, packet):
         x = inputs["in"]
-        prob = next(iter(x["outputs"].values()))[0, 0]
-        t = x["transform"]
-        fw, fh = t.frame_size
-        lines = []
-        for box, score in db_boxes(prob, **self.kw):
-            p = t.to_frame(box)
-            p = order_clockwise(np.round(p).astype(np.float32))
-            p[:, 0] = np.clip(p[:, 0], 0, fw - 1)
-            p[:, 1] = np.clip(p[:, 1], 0, fh - 1)
-            p = p.astype(np.int32).astype(np.float32)
-            if int(np.linalg.norm(p[0] - p[1])) <= 3 or int(np.linalg.norm(p[0] - p[3])) <= 3:
-                continue
-            lines.append({"box": p.tolist(), "det_score": round(score, 5)})
-        return {"lines": sort_boxes(lines)}
+        return {"lines": text_boxes(next(iter(x["outputs"].values())), x["transform"], **self.kw)}
 
 
 def rotate_crop(frame: np.ndarray, pts) -> np.ndarray:
@@ -155,6 +159,25 @@ class TextCrops(Node):
         return {"images": [rotate_crop(inputs["frame"], ln["box"]) for ln in lines], "lines": lines}
 
 
+def orient_lines(images: list, outputs: list[dict], lines: list[dict], labels=("0", "180"),
+                 threshold: float = 0.9) -> tuple[list, list[dict]]:
+    """The classifier's outputs per line -> the line images turned upright and the lines with their
+    `angle` and `angle_score`."""
+    import cv2
+
+    upright, out = [], []
+    for img, outs, line in zip(images, outputs, lines):
+        prob = next(iter(outs.values())).reshape(-1)
+        idx = int(np.argmax(prob))
+        label, score = labels[idx], float(prob[idx])
+        rotated = "180" in label and score > threshold
+        if rotated:
+            img = cv2.rotate(img, cv2.ROTATE_180)
+        upright.append(img)
+        out.append(dict(line, angle=label if rotated else labels[0], angle_score=round(score, 5)))
+    return upright, out
+
+
 @register("text_orientation")
 class TextOrientation(Node):
     """Classifier outputs per line -> the line images turned upright (label '180' above `threshold` rotates
@@ -168,19 +191,8 @@ class TextOrientation(Node):
         self.labels, self.threshold = list(labels), float(threshold)
 
     def process(self, inputs, packet):
-        import cv2
-
         x = inputs["in"]
-        images, lines = [], []
-        for img, outs, line in zip(x["images_in"], x["outputs"], x["lines"]):
-            prob = next(iter(outs.values())).reshape(-1)
-            idx = int(np.argmax(prob))
-            label, score = self.labels[idx], float(prob[idx])
-            rotated = "180" in label and score > self.threshold
-            if rotated:
-                img = cv2.rotate(img, cv2.ROTATE_180)
-            images.append(img)
-            lines.append(dict(line, angle=label if rotated else self.labels[0], angle_score=round(score, 5)))
+        images, lines = orient_lines(x["images_in"], x["outputs"], x["lines"], self.labels, self.threshold)
         return {"images": images, "lines": lines}
 
 
@@ -201,6 +213,18 @@ def load_dictionary(ref: str | Path) -> list[str]:
     return ["blank"] + chars + [" "]
 
 
+def dictionary_for(dictionary: str | None, model=None) -> list[str]:
+    """The character list a recogniser decodes with: `dictionary` (a .txt, or an .onnx with 'character'
+    metadata) if given, else the recogniser's own model (an inference node: its `model` and graph folder)."""
+    from .. import models
+
+    if dictionary:
+        return load_dictionary(models.resolve_source(dictionary))
+    if model is None:
+        raise EdgekitError("give `dictionary:` (a .txt or an .onnx with 'character' metadata) or `model_node:`")
+    return load_dictionary(models.onnx_model(model.model, getattr(model, "base", None)))
+
+
 def ctc_decode(probs: np.ndarray, chars: list[str]) -> tuple[str, float]:
     """(T, C) probabilities -> (text, mean confidence): best path, repeats merged, blanks removed."""
     idx = probs.argmax(axis=1)
@@ -210,6 +234,17 @@ def ctc_decode(probs: np.ndarray, chars: list[str]) -> tuple[str, float]:
     keep &= idx != 0
     text = "".join(chars[i] for i in idx[keep])
     return text, float(np.mean(conf[keep])) if keep.any() else 0.0
+
+
+def read_lines(outputs: list[dict], lines: list[dict], chars: list[str], min_score: float = 0.5) -> list[dict]:
+    """The recogniser's outputs per line -> the lines with `text` and `score`; those below min_score or blank
+    are left out."""
+    out = []
+    for outs, line in zip(outputs, lines):
+        text, score = ctc_decode(next(iter(outs.values()))[0], chars)
+        if score >= min_score and text.strip():
+            out.append(dict(line, text=text, score=round(score, 5)))
+    return out
 
 
 @register("ctc_decode")
@@ -226,26 +261,14 @@ class CTCDecode(Node):
         self.dictionary, self.model_node, self.min_score = dictionary, model_node, float(min_score)
 
     def open(self) -> None:
-        from .. import models
-
-        if self.dictionary:
-            ref = self.dictionary
-        elif self.model_node:
+        model = None
+        if not self.dictionary and self.model_node:
             node = self.graph.nodes.get(self.model_node)
             if node is None or not hasattr(node, "model"):
                 raise EdgekitError(f"model_node '{self.model_node}' is not an inference node of this graph")
-            ref = models.onnx_model(node.model, getattr(node, "base", None))
-        else:
-            raise EdgekitError("give `dictionary:` (a .txt or an .onnx with 'character' metadata) or `model_node:`")
-        ref = models.resolve_source(ref) if isinstance(ref, str) else ref
-        self.chars = load_dictionary(ref)
+            model = node
+        self.chars = dictionary_for(self.dictionary, model)
 
     def process(self, inputs, packet):
         x = inputs["in"]
-        lines = []
-        for outs, line in zip(x["outputs"], x["lines"]):
-            probs = next(iter(outs.values()))[0]
-            text, score = ctc_decode(probs, self.chars)
-            if score >= self.min_score and text.strip():
-                lines.append(dict(line, text=text, score=round(score, 5)))
-        return {"lines": lines}
+        return {"lines": read_lines(x["outputs"], x["lines"], self.chars, self.min_score)}

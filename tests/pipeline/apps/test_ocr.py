@@ -9,6 +9,10 @@ import pytest
 
 from tests.pipeline.conftest import OCR_BACKENDS, OCR_FRAMES
 
+# PP-OCRv6 (apps/ocr/v6.yaml) on the backends that export it correctly: MNN's det at 480x640 misses the export
+# gate (max abs error 0.023 on the probability map, cosine 0.999995), so its export refuses it.
+OCR_V6_BACKENDS = [b for b in OCR_BACKENDS if b != "mnn"]
+
 
 def edit_distance(a: str, b: str) -> int:
     prev = list(range(len(b) + 1))
@@ -54,6 +58,42 @@ def test_backend_matches_onnxruntime(app_run, samples, backend):
     print(f"ocr {backend}: character accuracy {acc:.2f}% (ONNX Runtime {ref_acc:.2f}%)")
     assert acc >= 95.0
     assert abs(acc - ref_acc) <= 1.0
+
+
+def test_v6_reference_reads_the_text(graph_run, samples):
+    ref = graph_run("ocr", "v6.yaml", "ocr", "onnx")
+    assert ref.error is None, ref.error
+    assert len(ref.records) == OCR_FRAMES
+    truth = json.loads(samples["ocr_truth"].read_text())["lines"]
+    for r in ref.records:
+        assert len(r["lines"]) == len(truth), r["text"]
+    acc = accuracy(ref, samples)
+    print(f"ocr v6 onnx: character accuracy {acc:.2f}%")
+    assert acc >= 95.0
+
+
+@pytest.mark.parametrize("backend", [b for b in OCR_V6_BACKENDS if b != "onnx"])
+def test_v6_backend_matches_onnxruntime(graph_run, samples, backend):
+    ref, run = graph_run("ocr", "v6.yaml", "ocr", "onnx"), graph_run("ocr", "v6.yaml", "ocr", backend)
+    assert run.error is None, run.error
+    assert len(run.records) == OCR_FRAMES
+    acc, ref_acc = accuracy(run, samples), accuracy(ref, samples)
+    print(f"ocr v6 {backend}: character accuracy {acc:.2f}% (ONNX Runtime {ref_acc:.2f}%)")
+    assert acc >= 95.0
+    assert abs(acc - ref_acc) <= 1.0
+
+
+def test_accuracy_table_v4_and_v6(app_run, graph_run, samples):
+    """The table the issue asks for, from the runs above (printed with -s): every cell >= 95%."""
+    rows = []
+    for backend in OCR_BACKENDS:
+        v4 = app_run("ocr", backend)
+        v6 = graph_run("ocr", "v6.yaml", "ocr", backend) if backend in OCR_V6_BACKENDS else None
+        cells = [f"{accuracy(r, samples):.2f}%" if r and not r.error else "not exported" for r in (v4, v6)]
+        rows.append(f"| {backend} | {cells[0]} | {cells[1]} |")
+        for r in (v4, v6):
+            assert r is None or (r.error is None and accuracy(r, samples) >= 95.0), backend
+    print("\n| backend | PP-OCRv4 | PP-OCRv6 |\n|---|---|---|\n" + "\n".join(rows))
 
 
 def test_a_model_the_backend_cannot_take_stops_the_graph_at_start(tmp_path, no_new_threads):

@@ -1,0 +1,71 @@
+"""The apps' graph files as the API reads them: a node's options by name, and an inference node opened on a
+backend outside a running graph (the same Inference class, export cache and preprocessing a graph uses)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import EdgekitError
+from ..pipeline.config import load_config
+from ..pipeline.node import option_schema
+from ..pipeline.nodes.inference import Inference
+from ..resources import shipped
+
+WIRING = ("name", "type", "input", "inputs", "output", "outputs")
+
+
+class AppGraph:
+    """One shipped graph file (apps/<app>/<file>): its nodes' options, by node name."""
+
+    def __init__(self, app: str, file: str):
+        self.path = shipped("apps") / app / file
+        self.nodes = {n["name"]: n for n in load_config(self.path)["nodes"]}
+
+    def options(self, name: str, kind: str) -> dict:
+        spec = self.nodes.get(name)
+        if spec is None or spec.get("type") != kind:
+            raise EdgekitError(f"{self.path}: no {kind} node named '{name}' (the API reads it from there)")
+        return {k: v for k, v in spec.items() if k not in WIRING}
+
+    def model(self, name: str, backend: str, threads: int | None, precision: str | None,
+              cache: str | Path | None) -> Inference:
+        """The graph's inference node `name`, opened on `backend` (exported into the cache once)."""
+        opts = self.options(name, "inference")
+        opts.update(backend=backend, threads=threads, cache=str(cache) if cache else None)
+        if precision is not None:
+            if "precision" not in option_schema(Inference):  # the inference node's option (issue 13)
+                raise EdgekitError(f"precision={precision!r}: this edgekit's pipeline exports at fp32 only; "
+                                   "leave precision=None")
+            opts["precision"] = precision
+        node = Inference(name, **opts)
+        node.base = self.path.parent
+        node.open()
+        return node
+
+
+def run_images(model: Inference, images: list[np.ndarray]) -> tuple[list[dict], list]:
+    """Each image through the model's preprocessing and runner: (outputs per image, transforms per image)."""
+    out = model.process({"in": {"images": images}}, None)
+    return out["outputs"], out["input_transforms"]
+
+
+def check_frame(frame) -> np.ndarray:
+    if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        what = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
+        raise EdgekitError(f"process() takes a BGR frame: a uint8 array of shape (H, W, 3), not {what}")
+    return frame
+
+
+def check_backend(backend: str) -> str:
+    from .. import backends
+
+    if backend not in backends.formats():
+        raise EdgekitError(f"unknown backend '{backend}'; use one of: {', '.join(backends.formats())}")
+    return backend
+
+
+def choose(what: str, value, known: dict):
+    if value not in known:
+        raise EdgekitError(f"{what} must be one of {', '.join(map(repr, known))}, not {value!r}")
+    return known[value]

@@ -1,0 +1,80 @@
+"""TextReader: PP-OCR text detection, orientation and recognition on a frame, on any backend, through the OCR
+app's graph (apps/ocr/graph.yaml for PP-OCRv4, v6.yaml for PP-OCRv6) and its nodes' code
+(pipeline/nodes/ocr.py)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..pipeline.nodes.ocr import dictionary_for, orient_lines, read_lines, rotate_crop, text_boxes
+from .graphs import AppGraph, check_backend, check_frame, choose, run_images
+
+GRAPHS = {"v4": "graph.yaml", "v6": "v6.yaml"}
+
+
+@dataclass
+class TextLine:
+    """One line of text: its text, recognition score, quad box (4, 2) in frame pixels (clockwise from
+    top-left) and the orientation the classifier gave it ("0" or "180")."""
+
+    text: str
+    score: float
+    box: np.ndarray
+    angle: str
+
+
+class TextReader:
+    """`TextReader(backend="mnn", version="v6").process(frame_bgr) -> [TextLine]` in reading order.
+
+    Args:
+        backend: onnx, ncnn, mnn, tflite or openvino (models exported once into the pipeline cache).
+        version: "v4" (PP-OCRv4 det/rec, rapidocr-onnxruntime) or "v6" (PP-OCRv6 small det/rec, rapidocr 3.10).
+        precision: the export precision (None: the backend's fp32 default).
+        threads: runtime threads (None: the runtime's default).
+        cache: the export cache folder (None: the pipeline's).
+    """
+
+    def __init__(self, backend: str = "onnx", version: str = "v4", precision: str | None = None,
+                 threads: int | None = None, cache: str | Path | None = None):
+        graph = AppGraph("ocr", choose("version", version, GRAPHS))
+        check_backend(backend)
+        self.db = graph.options("boxes", "db_postprocess")
+        self.orientation = graph.options("orientation", "text_orientation")
+        decode = graph.options("decode", "ctc_decode")
+        self.min_score = decode.get("min_score", 0.5)
+        self.models = []
+        try:
+            for name in ("detector", "classifier", "recognizer"):
+                self.models.append(graph.model(name, backend, threads, precision, cache))
+        except BaseException:
+            self.close()
+            raise
+        self.detector, self.classifier, self.recognizer = self.models
+        self.chars = dictionary_for(decode.get("dictionary"), self.recognizer)
+        self.backend, self.version = backend, version
+
+    def process(self, frame_bgr: np.ndarray) -> list[TextLine]:
+        frame = check_frame(frame_bgr)
+        outs, transforms = run_images(self.detector, [frame])
+        lines = text_boxes(next(iter(outs[0].values())), transforms[0], **self.db)
+        if not lines:
+            return []
+        crops = [rotate_crop(frame, ln["box"]) for ln in lines]
+        outs, _ = run_images(self.classifier, crops)
+        crops, lines = orient_lines(crops, outs, lines, **self.orientation)
+        outs, _ = run_images(self.recognizer, crops)
+        return [TextLine(ln["text"], ln["score"], np.asarray(ln["box"], np.float32), ln["angle"])
+                for ln in read_lines(outs, lines, self.chars, self.min_score)]
+
+    def close(self) -> None:
+        for m in self.models:
+            m.close()
+        self.models = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
