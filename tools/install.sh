@@ -10,7 +10,8 @@ python3 -c 'import sys; sys.exit(sys.prefix == sys.base_prefix)' || echo "note: 
   'import sys; print(sys.prefix)'), not a virtual environment (python3 -m venv .venv && . .venv/bin/activate)" >&2
 python3 -m pip install --disable-pip-version-check -q -e ".[${extras}]"
 python3 -m pip install --disable-pip-version-check -q --no-deps "pnnx==20261020"
-# PP-OCRv6 det/rec for the conversion corpus: rapidocr ships them; its own dependencies are not needed to read them
-case ",${extras}," in *,test,*) python3 -m pip install --disable-pip-version-check -q --no-deps "rapidocr==3.10.0";; esac
+# PP-OCRv6 det/rec (the conversion corpus, the OCR app's v6 graph): rapidocr ships them; its own dependencies are
+# not needed to read them
+case ",${extras}," in *,test,*|*,demo,*) python3 -m pip install --disable-pip-version-check -q --no-deps "rapidocr==3.10.0";; esac
 python3 -c "import edgekit, onnxruntime, ncnn, MNN, openvino, ai_edge_litert" >/dev/null 2>&1 \
   && echo "edgekit installed with all backends" || { echo "install incomplete" >&2; exit 1; }
