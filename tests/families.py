@@ -361,3 +361,49 @@ def scalar_gain() -> onnx.ModelProto:
 def scalar_gain_inputs(seed=0) -> dict:
     return {"x": np.random.default_rng(seed).uniform(-1, 1, (1, 4, 8, 8)).astype(np.float32),
             "k": np.array(3, np.int64)}
+
+
+# --- tensors that are not NCHW images: 1-D, 2-D and 3-D inputs and outputs ------------------------------------
+
+RANK_SHAPES = {  # name -> (input shape, what it stands for)
+    "vector": ([16], "a 1-D feature vector (an embedding, a sensor reading)"),
+    "frames": ([6, 16], "[N, F]: N feature frames of F values, N > 1 (ncnn must not read N as a batch of 1)"),
+    "waveform": ([1, 64], "[1, T]: one audio chunk"),
+    "ncw": ([1, 16, 20], "[1, C, W]: a Conv1d input (onnx2tf makes it NWC)"),
+    "batched-seq": ([2, 5, 16], "[B, T, F] with B = 2"),
+}
+
+
+def rank_model(kind: str) -> onnx.ModelProto:
+    """A small model per input rank, each output the input's rank: "vector" x[16] -> Linear -> Relu [8];
+    "frames" x[6,16] -> Linear -> Tanh [6,8] and a softmax over the frames (axis 0, across N) [6,16];
+    "waveform" x[1,64] -> Linear -> Sigmoid [1,10]; "ncw" x[1,16,20] -> Conv1d k3 -> Relu [1,8,20] and a mean
+    over time [1,16,1]; "batched-seq" x[2,5,16] -> Linear [2,5,8]."""
+    rng = np.random.default_rng(17)
+    shape = RANK_SHAPES[kind][0]
+    feat = shape[-1] if kind != "ncw" else shape[1]
+    lin = {"vector": 8, "frames": 8, "waveform": 10, "batched-seq": 8}.get(kind)
+    inits, outs = [], []
+    if kind == "ncw":
+        inits = [_f("w", rng.normal(0, 0.3, (8, feat, 3))), _f("b", rng.normal(0, 0.1, 8))]
+        nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv1d", pads=[1, 1]),
+                 helper.make_node("Relu", ["c"], ["y"], name="relu"),
+                 helper.make_node("ReduceMean", ["x"], ["m"], name="mean_t", axes=[2], keepdims=1)]
+        outs = [("y", [1, 8, shape[2]]), ("m", [1, feat, 1])]
+    else:
+        act = {"vector": "Relu", "frames": "Tanh", "waveform": "Sigmoid", "batched-seq": "Identity"}[kind]
+        inits = [_f("w", rng.normal(0, 0.4, (feat, lin))), _f("b", rng.normal(0, 0.1, lin))]
+        nodes = [helper.make_node("MatMul", ["x", "w"], ["mm"], name="linear"),
+                 helper.make_node("Add", ["mm", "b"], ["a"], name="bias"),
+                 helper.make_node(act, ["a"], ["y"], name="act")]
+        outs = [("y", [*shape[:-1], lin])]
+        if kind == "frames":
+            nodes.append(helper.make_node("Softmax", ["x"], ["p"], name="over_frames", axis=0))
+            outs.append(("p", list(shape)))
+    graph = helper.make_graph(nodes, f"rank_{kind}", [helper.make_tensor_value_info("x", F32, shape)],
+                              [helper.make_tensor_value_info(n, F32, s) for n, s in outs], inits)
+    return _model(graph)
+
+
+def rank_inputs(kind: str, seed=0) -> dict:
+    return {"x": np.random.default_rng(seed).normal(0, 1, RANK_SHAPES[kind][0]).astype(np.float32)}

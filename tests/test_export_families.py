@@ -70,3 +70,20 @@ def test_const_errors_are_clear(tmp_path):
     with pytest.raises(EdgekitError, match="not a number"):
         edgekit.export(path, target="onnx", out=tmp_path / "o", const=["k=three"])
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("kind", list(families.RANK_SHAPES))
+def test_ncnn_maps_1d_2d_and_3d_tensors_exactly(tmp_path, kind):
+    """pnnx keeps every axis of most 1-D/2-D blobs (batch_index 233 in its script) and drops axis 0 of others,
+    of any length: the runner must follow its script, not assume axis 0 is a batch of one."""
+    r = _export(tmp_path, families.rank_model(kind), families.rank_inputs(kind), "ncnn")["ncnn"]
+    assert r.ok, r.error
+    assert r.attempts[0]["recipe"] == r.recipe == "default"  # one conversion
+    for o in r.manifest.verification.outputs:
+        assert o.cosine >= 0.999 and o.max_abs < 1e-4, (o.name, o.cosine, o.max_abs)
+    runner = edgekit.load(r.path)
+    x = families.rank_inputs(kind, seed=5)
+    want = {o.name: o for o in r.manifest.outputs}
+    got = runner(x)
+    for name, arr in got.items():
+        assert list(arr.shape) == want[name].shape

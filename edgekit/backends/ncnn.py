@@ -1,8 +1,9 @@
 """ncnn (param/bin), converted by pnnx, run by the `ncnn` Python package.
 
-ncnn conventions hidden here: blobs are named in0/out0..., the batch axis is dropped (pnnx records which
-axis was batch only in the generated `*_ncnn.py`), pnnx writes fp16 weights and ncnn computes in fp16
-storage by default — both are switched off for fp32 (docs/architecture.md, "Precision")."""
+ncnn conventions hidden here: blobs are named in0/out0..., a batch axis is dropped (pnnx records which axis
+of each blob was batch, if any, only in the generated `*_ncnn.py`: often none for 1-D/2-D blobs, an inner one
+for some states; a batch longer than 1 goes in as ncnn's batched Mat), pnnx writes fp16 weights and ncnn
+computes in fp16 storage by default — both are switched off for fp32 (docs/architecture.md, "Precision")."""
 from __future__ import annotations
 
 import importlib.util
@@ -64,17 +65,26 @@ class NcnnRunner(Runner):
     def _run(self, feeds):
         with self.net.create_extractor() as ex:
             for spec in self.inputs:
-                arr = feeds[spec.name]
-                if spec.batch == "dropped":
-                    arr = arr[0]
-                ex.input(spec.backend_name, self._mat(np.ascontiguousarray(arr)).clone())
+                ex.input(spec.backend_name, self._to_mat(feeds[spec.name], batch_axis(spec)))
             out = {}
             for spec in self.outputs:
                 ret, mat = ex.extract(spec.backend_name)
                 if ret != 0:
                     raise ConversionError("ncnn", f"extracting {spec.backend_name} ({spec.name}) failed ({ret})")
-                out[spec.name] = restore_output(np.array(mat), spec, "ncnn")
+                axis = batch_axis(spec)
+                # a batch axis longer than 1 comes back as ncnn's batched Mat; a unit one is restored by shape
+                arr = mat.numpy(batch_index=axis) if axis is not None and _dim(spec.shape, axis) > 1 else np.array(mat)
+                out[spec.name] = restore_output(arr, spec, "ncnn")
         return out
+
+    def _to_mat(self, arr: np.ndarray, axis: int | None):
+        """The ONNX array as the Mat pnnx's graph expects: without its batch axis (a unit one is indexed away,
+        the common case; a longer one becomes ncnn's batched Mat, `batch_index` as pnnx's script has it)."""
+        if axis is None:
+            return self._mat(np.ascontiguousarray(arr)).clone()
+        if arr.shape[axis] == 1:
+            return self._mat(np.ascontiguousarray(arr[0] if axis == 0 else np.take(arr, 0, axis))).clone()
+        return self._mat(np.ascontiguousarray(arr), batch_index=axis).clone()
 
     def settings(self) -> dict:
         opt = self.net.opt
@@ -138,14 +148,13 @@ class NcnnBackend(Backend):
         if unsupported:
             raise ConversionError("ncnn", f"pnnx left ops that ncnn cannot run: {_where(unsupported, model)}",
                                   tail(proc.stdout))
-        batch_dropped = _batch_axes(work / "model_ncnn.py")
+        axes = _batch_axes(work / "model_ncnn.py")
         for role, src in (("param", param), ("bin", binf)):
             shutil.copyfile(src, outdir / f"model.ncnn.{role}")
         ins = [TensorSpec(s.name, s.dtype, s.shape, f"in{i}", None,
-                          "dropped" if batch_dropped.get(f"in{i}", s.shape[:1] == [1]) else "kept")
+                          _batch_field(axes.get(f"in{i}", 0 if s.shape[:1] == [1] else None)))
                for i, s in enumerate(inputs)]
-        outs = [TensorSpec(s.name, s.dtype, s.shape, f"out{i}", None,
-                           "dropped" if batch_dropped.get(f"out{i}", False) else "kept")
+        outs = [TensorSpec(s.name, s.dtype, s.shape, f"out{i}", None, _batch_field(axes.get(f"out{i}")))
                 for i, s in enumerate(outputs)]
         settings = fp_options(options.precision)
         weights = "fp16" if fp16 == "1" else "fp32"
@@ -235,15 +244,46 @@ def _where(unsupported: dict[str, list[str]], model: Path) -> str:
     return "; ".join(parts)
 
 
-def _batch_axes(py: Path) -> dict[str, bool]:
-    """Which blobs pnnx treated as batched, read from the generated test script (batch_index=0)."""
+NO_BATCH = 233  # pnnx's and ncnn.Mat's batch_index for "this blob has no batch axis"
+
+
+def _batch_axes(py: Path) -> dict[str, int | None]:
+    """Which axis of each blob pnnx treated as batch (None: none, all axes are in the Mat), read from the
+    generated test script: `ncnn.Mat(in0.numpy(), batch_index=K)` and `out0.numpy(batch_index=K)`, where
+    K = 233 means no batch axis (a 2-D [N, F] or 1-D input usually keeps all its axes) and K may be any axis
+    (a [2, 1, H] LSTM state can be batched on an inner one)."""
     if not py.is_file():
         return {}
     text = py.read_text()
-    found = {}
-    for m in re.finditer(r'ex\.input\("(in\d+)",\s*ncnn\.Mat\(in\d+\.numpy\(\)(,\s*batch_index=\d+)?\)', text):
-        found[m[1]] = m[2] is not None
-    for m in re.finditer(r'(out\d+)\.numpy\(([^)]*)\)', text):
-        found[m[1]] = "batch_index" in m[2]
+    found: dict[str, int | None] = {}
+    for m in re.finditer(r'ex\.input\("(in\d+)",\s*ncnn\.Mat\(in\d+\.numpy\(\)(?:,\s*batch_index=(\d+))?\)', text):
+        found[m[1]] = _axis(m[2])
+    for m in re.finditer(r'(out\d+)\.numpy\((?:[^)]*batch_index=(\d+))?[^)]*\)', text):
+        found[m[1]] = _axis(m[2])
     return found
+
+
+def _axis(text: str | None) -> int | None:
+    return None if text is None or int(text) == NO_BATCH else int(text)
+
+
+def _batch_field(axis: int | None) -> str:
+    """The manifest's `batch`: "kept" (ncnn sees every axis), "dropped" (axis 0), "dropped:K" (axis K)."""
+    return "kept" if axis is None else "dropped" if axis == 0 else f"dropped:{axis}"
+
+
+def batch_axis(spec: TensorSpec) -> int | None:
+    if spec.batch == "dropped":
+        return 0
+    if spec.batch.startswith("dropped:"):
+        return int(spec.batch.split(":", 1)[1])
+    return None
+
+
+def _dim(shape: list, axis: int) -> int:
+    """A static axis length, or 2 for a dynamic one (it may be longer than 1)."""
+    d = shape[axis] if axis < len(shape) else 1
+    return d if isinstance(d, int) else 2
+
+
 BACKEND = NcnnBackend()
