@@ -87,3 +87,17 @@ def test_ncnn_maps_1d_2d_and_3d_tensors_exactly(tmp_path, kind):
     got = runner(x)
     for name, arr in got.items():
         assert list(arr.shape) == want[name].shape
+
+
+@pytest.mark.parametrize("kind", ["ncw", "batched-seq"])
+def test_tflite_maps_3d_tensors_back_from_nwc(tmp_path, kind):
+    """onnx2tf makes every 3-D input NWC ([2, 5, 16] becomes [2, 16, 5] even before a MatMul) and a Conv1d's
+    output NWC too, while a MatMul's output stays as it is: the mapping follows each tensor."""
+    r = _export(tmp_path, families.rank_model(kind), families.rank_inputs(kind), "tflite")["tflite"]
+    assert r.ok, r.error
+    assert r.attempts[0]["recipe"] == r.recipe == "default"
+    assert [s.layout for s in r.manifest.inputs] == ["NWC"]
+    if kind == "ncw":
+        assert {s.name: s.layout for s in r.manifest.outputs}["y"] == "NWC"
+    for o in r.manifest.verification.outputs:
+        assert o.cosine >= 0.999 and o.max_abs < 1e-4, (o.name, o.cosine, o.max_abs)
