@@ -46,12 +46,14 @@ def test_a_scalar_int64_input_frozen_with_const_converts_everywhere(tmp_path):
         assert [s.name for s in r.manifest.inputs] == ["x"] and r.manifest.export_options["const"] == {"k": 3}
 
 
-def test_a_streaming_vad_with_if_on_the_sample_rate_runs_on_mnn_once_frozen(tmp_path):
+def test_a_streaming_vad_with_if_on_the_sample_rate_runs_on_mnn_and_ncnn_once_frozen(tmp_path):
     inputs = families.streaming_vad_inputs()
-    r = _export(tmp_path, families.streaming_vad(), inputs, "mnn,openvino", const=["sr=16000"])
-    for fmt in ("mnn", "openvino"):
+    r = _export(tmp_path, families.streaming_vad(), inputs, "mnn,openvino,ncnn", const=["sr=16000"])
+    for fmt in ("mnn", "openvino", "ncnn"):
         assert r[fmt].ok, r[fmt].error
     assert r["mnn"].recipe == "rewrites"  # MNN also needs the LSTM unrolled
+    # ncnn: unrolled, and the state's Reshape [1,1,H] -> [1,H] as a Squeeze (pnnx loses the batch axis there)
+    assert r["ncnn"].recipe == "rewrites" and {"rnn-unroll", "unit-axis-reshape"} <= set(r["ncnn"].manifest.passes)
     assert {s.name for s in r["mnn"].manifest.inputs} == {"audio", "state"}
     # `check` applies the same constant to the reference
     report = edgekit.check([r["mnn"].path], data=[str(tmp_path / "data")])

@@ -111,10 +111,13 @@ class NcnnBackend(Backend):
     # pnnx leaves tf2onnx's Pad untranslated, mistranslates DCR DepthToSpace, and its fp16 weights flush tiny
     # folded-BatchNorm weights to zero (each pass module says more)
     passes = ("simplify", "pad-mode", "depth-to-space-crd", "fp16-weight-range")
-    extra_rungs = (Recipe("rewrites", (*passes, "rnn-unroll", "strided-slice", "dequantize-dynamic"), (),
+    extra_rungs = (Recipe("rewrites", (*passes, "rnn-unroll", "strided-slice", "dequantize-dynamic",
+                                       "unit-axis-reshape"), (),
                           "op-family rewrites: LSTM/GRU unrolled (pnnx maps only torch's exact LSTM surroundings), "
                           "strided Slice/Focus as reshapes (pnnx leaves Tensor.slice), dynamic quantization as "
-                          "float (ncnn has no ConvInteger/MatMulInteger)"),)
+                          "float (ncnn has no ConvInteger/MatMulInteger), unit-axis Reshapes as Squeeze/Unsqueeze "
+                          "(pnnx leaves a Reshape that moves the batch axis, as after an LSTM state, as "
+                          "Tensor.reshape)"),)
 
     def install_hint(self):
         return "pip install 'edgekit[ncnn]' && pip install --no-deps pnnx==20261020"
