@@ -103,3 +103,28 @@ def test_tflite_maps_3d_tensors_back_from_nwc(tmp_path, kind):
         assert {s.name: s.layout for s in r.manifest.outputs}["y"] == "NWC"
     for o in r.manifest.verification.outputs:
         assert o.cosine >= 0.999 and o.max_abs < 1e-4, (o.name, o.cosine, o.max_abs)
+
+
+@pytest.mark.parametrize("lstm", [True, False], ids=["lstm", "pooled"])
+def test_a_dynamically_quantized_encoder_is_judged_by_its_own_quantization_step(tmp_path, lstm):
+    """The reference is itself quantized: a float backend (the dequantize-dynamic rewrite) or one running the
+    quantized ops with its own rounding differs from it by about the activations' rounding, propagated. The
+    allowance is measured on the model itself (its float rewrite on ONNX Runtime) and the manifest says so."""
+    model = families.quantized_speech_encoder(lstm=lstm)
+    results = _export(tmp_path, model, families.speech_encoder_inputs(), "ncnn,mnn,openvino")
+    for fmt, r in results.items():
+        assert r.ok, r.error
+        v = r.manifest.verification
+        assert "own quantization gap" in v.tolerances["basis"] and "DynamicQuantizeLinear" in v.tolerances["basis"]
+        floated = "dequantize-dynamic" in r.manifest.passes
+        assert (", the backend running the float rewrite" in v.tolerances["basis"]) == floated, fmt
+        atol = v.tolerances["atol"]["logits"]
+        assert 1e-4 < atol < 0.1 and v.tolerances["default"]["atol"] == 1e-4  # widened, from the default
+        assert min(o.cosine for o in v.outputs) >= v.tolerances["cos"]["logits"] > 0.99
+    assert results["ncnn"].recipe == "rewrites" and results["mnn"].recipe == "rewrites"
+
+
+def test_a_float_model_keeps_the_plain_fp32_tolerance(tmp_path):
+    r = _export(tmp_path, families.float_speech_encoder(lstm=False), families.speech_encoder_inputs(), "ncnn")["ncnn"]
+    assert r.ok, r.error
+    assert r.manifest.verification.tolerances == {"cos": 0.999, "atol": 1e-4, "rtol": 1e-2, "top1": 0.99}
