@@ -3,6 +3,11 @@ real ones (tests/families.py), each with realistic inputs. Where the first rung 
 rung that serves the family; `const` freezes an input that is constant in deployment."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -128,3 +133,45 @@ def test_a_float_model_keeps_the_plain_fp32_tolerance(tmp_path):
     r = _export(tmp_path, families.float_speech_encoder(lstm=False), families.speech_encoder_inputs(), "ncnn")["ncnn"]
     assert r.ok, r.error
     assert r.manifest.verification.tolerances == {"cos": 0.999, "atol": 1e-4, "rtol": 1e-2, "top1": 0.99}
+
+
+def _cli_export(tmp_path, model, inputs: dict, *args):
+    """`edgekit export` in a child with its own TMPDIR: (exit code, output, the JSON report, out, scratch)."""
+    path = save(model, tmp_path / "model.onnx")
+    np.savez(tmp_path / "sample.npz", **inputs)
+    scratch, out = tmp_path / "tmp", tmp_path / "out"
+    scratch.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "edgekit.cli", "export", path, "--data", tmp_path / "sample.npz",
+                           "--out", out, "--json", tmp_path / "r.json", *args], capture_output=True, text=True,
+                          env={**os.environ, "TMPDIR": str(scratch)}, timeout=600)
+    report = json.loads((tmp_path / "r.json").read_text()) if (tmp_path / "r.json").is_file() else None
+    return proc.returncode, proc.stdout + proc.stderr, report, out, scratch
+
+
+def test_a_scalar_input_on_ncnn_is_refused_with_the_const_to_give_and_nothing_left(tmp_path):
+    """pnnx has no inputshape for a 0-d input: refused before pnnx runs, naming the input and the --const that
+    freezes it; exit 1, no artifact, an empty temp folder."""
+    code, text, report, out, scratch = _cli_export(tmp_path, families.streaming_vad(),
+                                                   families.streaming_vad_inputs(), "--target", "ncnn")
+    assert code == 1, text
+    assert "Traceback" not in text
+    (ncnn,) = report
+    assert ncnn["status"] == "failed"
+    assert "pnnx cannot take a 0-d (scalar) input: 'sr' (int64)" in ncnn["error"]
+    assert "freeze it with --const sr=VALUE" in ncnn["error"]
+    assert not out.exists() or list(out.iterdir()) == []
+    assert list(scratch.iterdir()) == []
+
+
+def test_a_native_converter_crash_on_a_quantized_lstm_is_contained_and_reported(tmp_path):
+    """pnnx segfaults (exit -11) on com.microsoft DynamicQuantizeLSTM: with the raw recipe forced, the crash is
+    a one-line failure with exit 1, no traceback, nothing in --out or the temp folder."""
+    code, text, report, out, scratch = _cli_export(tmp_path, families.quantized_speech_encoder(),
+                                                   families.speech_encoder_inputs(), "--target", "ncnn",
+                                                   "--recipe", "raw")
+    assert code == 1, text
+    assert "Traceback" not in text
+    (ncnn,) = report
+    assert ncnn["status"] == "failed" and "pnnx failed (exit -11)" in ncnn["error"]
+    assert not out.exists() or list(out.iterdir()) == []
+    assert list(scratch.iterdir()) == []

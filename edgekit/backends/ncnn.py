@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import BackendMissing, ConversionError, EdgekitError
 from ..manifest import Precision, TensorSpec
+from ..options import spell
 from ..subproc import run_tool, tail
 from .base import Backend, Converted, Recipe, Runner, dist_version, restore_output
 
@@ -132,6 +133,12 @@ class NcnnBackend(Backend):
         exe = pnnx_binary()
         if exe is None:
             raise BackendMissing("ncnn", "the pnnx converter", self.install_hint())
+        scalars = [s for s in inputs if not s.shape]
+        if scalars:  # pnnx's inputshape has no spelling for a 0-d input ("[]i64" merges into the one before)
+            names = ", ".join(f"'{s.name}' ({s.dtype})" for s in scalars)
+            raise ConversionError("ncnn", f"pnnx cannot take a 0-d (scalar) input: {names}; if it is constant in "
+                                          f"deployment (a sample rate, a step count), freeze it with "
+                                          f"{spell('const', f'{scalars[0].name}=VALUE')}")
         work = options.workdir
         model = work / "model.onnx"  # pnnx writes its outputs next to its input
         shutil.copyfile(onnx_path, model)
