@@ -7,10 +7,14 @@ converter (recipe `raw`) and once with edgekit's conversion ladder, side by side
     python benchmarks/conversion_matrix.py --group fixtures --mode edgekit
     python benchmarks/conversion_matrix.py --models ppocr-det --formats ncnn
 
-Groups: `fixtures` (the 7 models the tests use), `more` (PP-OCRv6 det/rec, the MediaPipe back-camera and
-sparse full-range detectors). Per cell and mode: status (ok / inaccurate / failed), worst cosine over outputs
-and samples, max abs error, export seconds (conversion + loading + verification), conversions, the recipe that
-won and the passes it applied. The MediaPipe .tflite files are brought to ONNX with `edgekit import` first."""
+Groups: `fixtures` (the 7 models the tests use), `more` (PP-OCRv6 det/rec, the MediaPipe back-camera and sparse
+full-range detectors), `families` (the op-family models of tests/families.py, built with the ONNX helper API to
+behave like real ones: a CRNN with a bidirectional LSTM in two exporters' forms, a streaming VAD with an `If` on a
+0-d sample rate (exported with `const` sr=16000, as deployed), dynamically quantized LSTM and pooled encoders, a
+Focus-layer detector, GELU MLPs in two forms, an attention block with LayerNorm as ReduceMean/Pow/Sqrt; each given
+two samples of the inputs it really sees). Per cell and mode: status (ok / inaccurate / failed), worst cosine over
+outputs and samples, max abs error, export seconds (conversion + loading + verification), conversions, the recipe
+that won and the passes it applied. The MediaPipe .tflite files are brought to ONNX with `edgekit import` first."""
 from __future__ import annotations
 
 import argparse
@@ -24,11 +28,23 @@ from pathlib import Path
 FORMATS = ["ncnn", "mnn", "tflite", "openvino"]
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
 def groups() -> dict[str, dict]:
     from edgekit import fixtures
 
     return {"fixtures": {**fixtures.OCR_MODELS, **fixtures.MEDIAPIPE_MODELS},
-            "more": {**fixtures.OCR_V6_MODELS, **fixtures.MEDIAPIPE_MORE_MODELS}}
+            "more": {**fixtures.OCR_V6_MODELS, **fixtures.MEDIAPIPE_MORE_MODELS},
+            "families": family_models()}
+
+
+def family_models() -> dict:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from tests import families
+
+    return dict(families.MATRIX)
 
 
 def corpus() -> dict:
@@ -42,22 +58,46 @@ def model_file(name: str, cache: Path) -> Path:
     return fixtures.mediapipe_onnx(name, cache) if fx.path.suffix == ".tflite" else fx.path
 
 
+def family_files(name: str, cache: Path) -> tuple[Path, list[Path], dict | None]:
+    """A family model saved as .onnx, two samples of its inputs as .npz (constant inputs included, as a
+    user's recorded data would have them), and the inputs it is exported with as constants."""
+    import numpy as np
+    import onnx
+
+    build, inputs, const = family_models()[name]
+    folder = cache / f"family-{name}"
+    path = folder / "model.onnx"
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        onnx.save(build(), str(path))
+        for seed in range(2):
+            np.savez(folder / f"sample{seed}.npz", **inputs(seed=seed))
+    return path, sorted(folder.glob("sample*.npz")), const
+
+
 def run_cell(name: str, fmt: str, cache: Path, out: Path, mode: str, keep_workdir: bool) -> dict:
     from edgekit import export, fixtures
 
     fx = corpus()[name]
-    images = fixtures.write_images(cache / f"{name}-data", fx.kind, 2)
     start = time.perf_counter()
     cell = {"model": name, "format": fmt, "mode": mode}
+    recipe = "raw" if mode == "raw" else None
     try:
-        (r,) = export(model_file(name, cache), target=fmt, out=out / mode, input_shapes=[fx.input_shape],
-                      data=images, preprocessing=fx.preprocessing, force=True, keep_workdir=keep_workdir,
-                      recipe="raw" if mode == "raw" else None)
+        if isinstance(fx, tuple):  # a family model: its own inputs, no preprocessing
+            path, data, const = family_files(name, cache)
+            (r,) = export(path, target=fmt, out=out / mode, data=[str(d) for d in data], const=const, force=True,
+                          keep_workdir=keep_workdir, recipe=recipe)
+        else:
+            images = fixtures.write_images(cache / f"{name}-data", fx.kind, 2)
+            (r,) = export(model_file(name, cache), target=fmt, out=out / mode, input_shapes=[fx.input_shape],
+                          data=images, preprocessing=fx.preprocessing, force=True, keep_workdir=keep_workdir,
+                          recipe=recipe)
     except Exception as e:  # bad input for this model: a cell, not a crash of the whole matrix
         return {**cell, "status": "error", "error": f"{type(e).__name__}: {e}", "conversions": 0,
                 "seconds": round(time.perf_counter() - start, 2), "passes": [], "recipe": None}
     v = r.manifest.verification if r.manifest else None
-    return {**cell, "status": r.status,
+    basis = v.tolerances.get("basis") if v else None
+    return {**cell, "status": r.status, **({"tolerance": basis} if basis else {}),
             "worst_cosine": min(o.cosine for o in v.outputs) if v else None,
             "max_abs": max(o.max_abs for o in v.outputs) if v else None,
             "seconds": round(r.seconds, 2), "conversions": r.conversions, "recipe": r.recipe,

@@ -53,7 +53,8 @@ FAMILIES = {
     "scalar": (F.scalar_gain, F.scalar_gain_inputs, ["freeze-inputs"], _freeze_k3),
     "crnn": (F.crnn, F.crnn_inputs, ["rnn-unroll"], None),
     "crnn-torch": (lambda: F.crnn(form="torch"), F.crnn_inputs, ["rnn-unroll"], None),
-    "vad": (F.streaming_vad, F.streaming_vad_inputs, ["freeze-inputs", "rnn-unroll"], _freeze16),
+    "vad": (F.streaming_vad, F.streaming_vad_inputs, ["freeze-inputs", "rnn-unroll", "unit-axis-reshape"],
+            _freeze16),
     "quantized": (F.quantized_speech_encoder, F.speech_encoder_inputs, ["dequantize-dynamic", "rnn-unroll"], None),
     "quantized-pooled": (lambda: F.quantized_speech_encoder(lstm=False), F.speech_encoder_inputs,
                          ["dequantize-dynamic"], None),
@@ -62,6 +63,7 @@ FAMILIES = {
     "gelu": (F.gelu_mlp, F.gelu_mlp_inputs, ["erf-gelu"], None),
     "gelu-torch": (lambda: F.gelu_mlp(form="torch"), F.gelu_mlp_inputs, ["erf-gelu"], None),
     "erf-cdf": (F.gaussian_cdf_head, F.gaussian_cdf_inputs, ["erf-gelu"], None),
+    "attention": (F.attention_block, F.attention_inputs, ["simplify"], None),
 }
 
 

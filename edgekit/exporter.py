@@ -96,17 +96,85 @@ class ExportJob:
     calibration: list[dict] | None = None  # int8: the calibration samples (never the verification ones)
     max_drop: float = 0.01
     normalized: dict = field(default_factory=dict)  # passes -> (path, applied, digest): one model per pass list
+    quantization: tuple | None = None  # a dynamically quantized source: its float rewrite's outputs, the steps
 
     def normalize(self, passes: tuple[str, ...]) -> tuple[Path, list[str], str]:
         """The shape-fixed model with these passes applied (once per export), its applied passes and digest."""
         if passes not in self.normalized:
             copy = onnx.ModelProto()
             copy.CopyFrom(self.fixed)
-            model, applied = passes_mod.apply(copy, list(passes))
+            # registry order, whatever order a recipe lists them in: dequantize-dynamic must turn a
+            # DynamicQuantizeLSTM into an LSTM before rnn-unroll looks for LSTMs
+            model, applied = passes_mod.apply(copy, passes_mod.ordered(passes))
             path = self.scratch / f"normalized-{len(self.normalized)}.onnx"
             onnx.save(model, str(path))
             self.normalized[passes] = (path, applied, sha256(path))
         return self.normalized[passes]
+
+    def tolerances_for(self, model_path: Path) -> dict:
+        """One rung's verification tolerance: the export's, or for a dynamically quantized source that widened
+        by the source's own quantization gap (compare.quantization_allowance), k = 1 when the rung's model is
+        all float (dequantize-dynamic rewrote every quantized op), 2 when the backend runs quantized ops."""
+        if not _dynamic_quant_ops(self.fixed):
+            return self.tolerances
+        if self.quantization is None:
+            self.quantization = _quantization_gap(self.fixed, self.reference.samples)
+        floats, steps = self.quantization
+        if floats is None:
+            return self.tolerances
+        model = onnx.load(str(model_path), load_external_data=False)
+        k = 2 if _dynamic_quant_ops(model) else 1
+        return compare.quantization_allowance(self.tolerances, self.reference.outputs, floats, k, steps)
+
+
+DYNAMIC_QUANT_OPS = ("DynamicQuantizeLinear", "DynamicQuantizeLSTM", "DynamicQuantizeMatMul", "MatMulInteger",
+                     "ConvInteger")
+
+
+def _dynamic_quant_ops(model: onnx.ModelProto) -> bool:
+    return any(n.op_type in DYNAMIC_QUANT_OPS for n in model.graph.node)
+
+
+def _quantization_gap(fixed: onnx.ModelProto, samples: list[dict]) -> tuple[list[dict] | None, dict]:
+    """ONNX Runtime on the source's float rewrite (dequantize-dynamic: weights dequantized exactly) for the
+    verification samples, and the largest activation step each DynamicQuantizeLinear takes on them (its
+    y_scale, exposed as an extra output of the quantized source). (None, {}) when the rewrite changes nothing
+    or ONNX Runtime cannot run it."""
+    from .onnx.passes import dequantize_dynamic
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(fixed)
+    model, changed = dequantize_dynamic.run(copy)
+    if not changed:
+        return None, {}
+    try:
+        runner = reference_runner(model)
+        try:
+            floats = [runner(f) for f in samples]
+        finally:
+            runner.close()
+    except EdgekitError:
+        return None, {}
+    probe = onnx.ModelProto()
+    probe.CopyFrom(fixed)
+    scales = {n.output[1]: n.name or n.output[0] for n in probe.graph.node
+              if n.op_type == "DynamicQuantizeLinear" and len(n.output) > 1}
+    outputs = {o.name for o in probe.graph.output}
+    probe.graph.output.extend(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, [])
+                              for name in scales if name not in outputs)
+    steps: dict[str, float] = {}
+    try:
+        runner = reference_runner(probe)
+        try:
+            for f in samples:
+                got = runner(f)
+                for name, node in scales.items():
+                    steps[node] = max(steps.get(node, 0.0), float(np.max(got[name])))
+        finally:
+            runner.close()
+    except Exception:  # the steps only explain the allowance; the gap above is what sets it
+        steps = {}
+    return floats, steps
 
 
 def export(model: str | Path, target: str = "all", *, out: str | Path | None = None,
@@ -317,7 +385,7 @@ def _export_one(fmt: str, ladder: tuple[Recipe, ...], dest: Path, job: ExportJob
                 _place(folder / "artifact", manifest, dest, job, result)
                 result.ok, result.path = True, dest
                 break
-            failure = "converted but wrong against ONNX Runtime: " + _failures(manifest, job.tolerances)
+            failure = "converted but wrong against ONNX Runtime: " + _failures(manifest)
             attempt["error"] = failure
             errors.append((rung.name, failure, ""))
             if kept is None or _worst_cosine(manifest) > _worst_cosine(kept[1]):
@@ -363,7 +431,7 @@ def _convert_and_verify(backend, rung: Recipe, model_path: Path, applied: list[s
     job.progress(fmt, f"verifying against ONNX Runtime{step}")
     runner = open_artifact(art, manifest, threads=job.options.get("threads"), files_checked=True)
     manifest.precision.compute = runner.effective_precision  # what the runtime really chose
-    manifest.verification = verify(runner, job.reference, job.tolerances, job.precision)
+    manifest.verification = verify(runner, job.reference, job.tolerances_for(model_path), job.precision)
     return manifest
 
 
@@ -442,11 +510,14 @@ def _verification_shapes(model, typical: dict) -> list[dict]:
     return [typical, second]
 
 
-def _failures(manifest, tol) -> str:
+def _failures(manifest) -> str:
+    tol = manifest.verification.tolerances
     bad = [o for o in manifest.verification.outputs if not o.passed]
+    t = compare.tolerance_for(bad[0].name, tol)
+    basis = f"; tolerance: {tol['basis']}" if tol.get("basis") else ""
     return ("; ".join(f"output '{o.name}': cosine {o.cosine:.6f}, max abs error {o.max_abs:.3g}" for o in bad)
-            + f" (needs cosine >= {tol['cos']}, 99.9% of elements within {tol['atol']} + {tol['rtol']} x max|ref|"
-              f" and class scores keeping their top-1; `edgekit check --bisect` finds the node)")
+            + f" (needs cosine >= {t['cos']:.6g}, 99.9% of elements within {t['atol']:.3g} + {t['rtol']} x max|ref|"
+              f" and class scores keeping their top-1{basis}; `edgekit check --bisect` finds the node)")
 
 
 def _copy(spec):

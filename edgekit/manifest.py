@@ -32,7 +32,7 @@ class TensorSpec:
     shape: list  # ints for static axes, strings for named dynamic axes
     backend_name: str | None = None  # name on the backend side (ncnn "in0", TFLite signature key, ...)
     layout: str | None = None  # None: same layout as ONNX; e.g. "NHWC" when the backend transposed a 4D NCHW tensor
-    batch: str = "kept"  # "kept" or "dropped" (ncnn has no batch axis)
+    batch: str = "kept"  # "kept", "dropped" (axis 0) or "dropped:K" (axis K): the axis ncnn does not see
 
 
 @dataclass

@@ -361,3 +361,112 @@ def scalar_gain() -> onnx.ModelProto:
 def scalar_gain_inputs(seed=0) -> dict:
     return {"x": np.random.default_rng(seed).uniform(-1, 1, (1, 4, 8, 8)).astype(np.float32),
             "k": np.array(3, np.int64)}
+
+
+# --- tensors that are not NCHW images: 1-D, 2-D and 3-D inputs and outputs ------------------------------------
+
+RANK_SHAPES = {  # name -> (input shape, what it stands for)
+    "vector": ([16], "a 1-D feature vector (an embedding, a sensor reading)"),
+    "frames": ([6, 16], "[N, F]: N feature frames of F values, N > 1 (ncnn must not read N as a batch of 1)"),
+    "waveform": ([1, 64], "[1, T]: one audio chunk"),
+    "ncw": ([1, 16, 20], "[1, C, W]: a Conv1d input (onnx2tf makes it NWC)"),
+    "batched-seq": ([2, 5, 16], "[B, T, F] with B = 2"),
+}
+
+
+def rank_model(kind: str) -> onnx.ModelProto:
+    """A small model per input rank, each output the input's rank: "vector" x[16] -> Linear -> Relu [8];
+    "frames" x[6,16] -> Linear -> Tanh [6,8] and a softmax over the frames (axis 0, across N) [6,16];
+    "waveform" x[1,64] -> Linear -> Sigmoid [1,10]; "ncw" x[1,16,20] -> Conv1d k3 -> Relu [1,8,20] and a mean
+    over time [1,16,1]; "batched-seq" x[2,5,16] -> Linear [2,5,8]."""
+    rng = np.random.default_rng(17)
+    shape = RANK_SHAPES[kind][0]
+    feat = shape[-1] if kind != "ncw" else shape[1]
+    lin = {"vector": 8, "frames": 8, "waveform": 10, "batched-seq": 8}.get(kind)
+    inits, outs = [], []
+    if kind == "ncw":
+        inits = [_f("w", rng.normal(0, 0.3, (8, feat, 3))), _f("b", rng.normal(0, 0.1, 8))]
+        nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv1d", pads=[1, 1]),
+                 helper.make_node("Relu", ["c"], ["y"], name="relu"),
+                 helper.make_node("ReduceMean", ["x"], ["m"], name="mean_t", axes=[2], keepdims=1)]
+        outs = [("y", [1, 8, shape[2]]), ("m", [1, feat, 1])]
+    else:
+        act = {"vector": "Relu", "frames": "Tanh", "waveform": "Sigmoid", "batched-seq": "Identity"}[kind]
+        inits = [_f("w", rng.normal(0, 0.4, (feat, lin))), _f("b", rng.normal(0, 0.1, lin))]
+        nodes = [helper.make_node("MatMul", ["x", "w"], ["mm"], name="linear"),
+                 helper.make_node("Add", ["mm", "b"], ["a"], name="bias"),
+                 helper.make_node(act, ["a"], ["y"], name="act")]
+        outs = [("y", [*shape[:-1], lin])]
+        if kind == "frames":
+            nodes.append(helper.make_node("Softmax", ["x"], ["p"], name="over_frames", axis=0))
+            outs.append(("p", list(shape)))
+    graph = helper.make_graph(nodes, f"rank_{kind}", [helper.make_tensor_value_info("x", F32, shape)],
+                              [helper.make_tensor_value_info(n, F32, s) for n, s in outs], inits)
+    return _model(graph)
+
+
+def rank_inputs(kind: str, seed=0) -> dict:
+    return {"x": np.random.default_rng(seed).normal(0, 1, RANK_SHAPES[kind][0]).astype(np.float32)}
+
+
+# --- a transformer attention block, LayerNorm written out as ReduceMean / Pow / Sqrt -------------------------------
+
+def attention_block(tokens=8, dim=16, heads=2) -> onnx.ModelProto:
+    """x[1,8,16] -> LayerNorm as torch.onnx writes it below opset 17 (ReduceMean, Sub, Pow 2, ReduceMean, Add eps,
+    Sqrt, Div, Mul, Add) -> Q, K, V projections -> 2 heads (Reshape [1,T,2,8] + Transpose) -> softmax(Q K^T /
+    sqrt 8) V -> merge heads -> output projection -> + x: a ViT / BERT self-attention block."""
+    rng = np.random.default_rng(18)
+    hd = dim // heads
+    inits = [_f("ln_g", rng.uniform(0.8, 1.2, dim)), _f("ln_b", rng.normal(0, 0.1, dim)), _f("eps", 1e-5),
+             _f("two", 2.0), _f("scale", 1 / np.sqrt(hd)), _i("split_heads", [1, tokens, heads, hd]),
+             _i("merge_heads", [1, tokens, dim])]
+    for p in ("q", "k", "v", "o"):
+        inits += [_f(f"w{p}", rng.normal(0, 0.4, (dim, dim))), _f(f"b{p}", rng.normal(0, 0.1, dim))]
+    nodes = [helper.make_node("ReduceMean", ["x"], ["mu"], name="ln_mean", axes=[-1], keepdims=1),
+             helper.make_node("Sub", ["x", "mu"], ["d"], name="ln_centre"),
+             helper.make_node("Pow", ["d", "two"], ["d2"], name="ln_square"),
+             helper.make_node("ReduceMean", ["d2"], ["var"], name="ln_var", axes=[-1], keepdims=1),
+             helper.make_node("Add", ["var", "eps"], ["ve"], name="ln_eps"),
+             helper.make_node("Sqrt", ["ve"], ["sd"], name="ln_sqrt"),
+             helper.make_node("Div", ["d", "sd"], ["nrm"], name="ln_div"),
+             helper.make_node("Mul", ["nrm", "ln_g"], ["ng"], name="ln_gamma"),
+             helper.make_node("Add", ["ng", "ln_b"], ["ln"], name="ln_beta")]
+    for p, perm in (("q", [0, 2, 1, 3]), ("k", [0, 2, 3, 1]), ("v", [0, 2, 1, 3])):
+        nodes += [helper.make_node("MatMul", ["ln", f"w{p}"], [f"{p}m"], name=f"{p}_proj"),
+                  helper.make_node("Add", [f"{p}m", f"b{p}"], [f"{p}a"], name=f"{p}_bias"),
+                  helper.make_node("Reshape", [f"{p}a", "split_heads"], [f"{p}r"], name=f"{p}_heads"),
+                  helper.make_node("Transpose", [f"{p}r"], [f"{p}h"], name=f"{p}_heads_first", perm=perm)]
+    nodes += [helper.make_node("MatMul", ["qh", "kh"], ["qk"], name="scores"),
+              helper.make_node("Mul", ["qk", "scale"], ["qks"], name="scores_scale"),
+              helper.make_node("Softmax", ["qks"], ["att"], name="softmax", axis=-1),
+              helper.make_node("MatMul", ["att", "vh"], ["ctx"], name="context"),
+              helper.make_node("Transpose", ["ctx"], ["ctxt"], name="tokens_first", perm=[0, 2, 1, 3]),
+              helper.make_node("Reshape", ["ctxt", "merge_heads"], ["ctxm"], name="merge"),
+              helper.make_node("MatMul", ["ctxm", "wo"], ["om"], name="o_proj"),
+              helper.make_node("Add", ["om", "bo"], ["oa"], name="o_bias"),
+              helper.make_node("Add", ["oa", "x"], ["y"], name="residual")]
+    graph = helper.make_graph(nodes, "attention_block",
+                              [helper.make_tensor_value_info("x", F32, [1, tokens, dim])],
+                              [helper.make_tensor_value_info("y", F32, [1, tokens, dim])], inits)
+    return _model(graph, opset=13)
+
+
+def attention_inputs(seed=0, tokens=8, dim=16) -> dict:
+    """Token embeddings plus a position-like ramp, as after an embedding layer."""
+    rng = np.random.default_rng(seed)
+    pos = np.sin(np.arange(tokens)[:, None] / (1 + np.arange(dim)[None]))
+    return {"x": (rng.normal(0, 1, (tokens, dim)) + pos).astype(np.float32)[None]}
+
+
+# The family models of the conversion matrix's `families` group: name -> (builder, inputs(seed), const)
+MATRIX = {
+    "crnn-bilstm": (crnn, crnn_inputs, None),
+    "crnn-bilstm-torch": (lambda: crnn(form="torch"), crnn_inputs, None),
+    "streaming-vad": (streaming_vad, streaming_vad_inputs, {"sr": 16000}),
+    "quantized-lstm": (quantized_speech_encoder, speech_encoder_inputs, None),
+    "quantized-pooled": (lambda: quantized_speech_encoder(lstm=False), speech_encoder_inputs, None),
+    "focus-detector": (focus_detector, focus_inputs, None),
+    "gelu-mlp": (gelu_mlp, gelu_mlp_inputs, None),
+    "gelu-mlp-torch": (lambda: gelu_mlp(form="torch"), gelu_mlp_inputs, None),
+    "attention-block": (attention_block, attention_inputs, None),
+}

@@ -1,8 +1,9 @@
 """ncnn (param/bin), converted by pnnx, run by the `ncnn` Python package.
 
-ncnn conventions hidden here: blobs are named in0/out0..., the batch axis is dropped (pnnx records which
-axis was batch only in the generated `*_ncnn.py`), pnnx writes fp16 weights and ncnn computes in fp16
-storage by default — both are switched off for fp32 (docs/architecture.md, "Precision")."""
+ncnn conventions hidden here: blobs are named in0/out0..., a batch axis is dropped (pnnx records which axis
+of each blob was batch, if any, only in the generated `*_ncnn.py`: often none for 1-D/2-D blobs, an inner one
+for some states; a batch longer than 1 goes in as ncnn's batched Mat), pnnx writes fp16 weights and ncnn
+computes in fp16 storage by default — both are switched off for fp32 (docs/architecture.md, "Precision")."""
 from __future__ import annotations
 
 import importlib.util
@@ -14,6 +15,7 @@ import numpy as np
 
 from ..errors import BackendMissing, ConversionError, EdgekitError
 from ..manifest import Precision, TensorSpec
+from ..options import spell
 from ..subproc import run_tool, tail
 from .base import Backend, Converted, Recipe, Runner, dist_version, restore_output
 
@@ -110,10 +112,13 @@ class NcnnBackend(Backend):
     # pnnx leaves tf2onnx's Pad untranslated, mistranslates DCR DepthToSpace, and its fp16 weights flush tiny
     # folded-BatchNorm weights to zero (each pass module says more)
     passes = ("simplify", "pad-mode", "depth-to-space-crd", "fp16-weight-range")
-    extra_rungs = (Recipe("rewrites", (*passes, "rnn-unroll", "strided-slice", "dequantize-dynamic"), (),
+    extra_rungs = (Recipe("rewrites", (*passes, "rnn-unroll", "strided-slice", "dequantize-dynamic",
+                                       "unit-axis-reshape"), (),
                           "op-family rewrites: LSTM/GRU unrolled (pnnx maps only torch's exact LSTM surroundings), "
                           "strided Slice/Focus as reshapes (pnnx leaves Tensor.slice), dynamic quantization as "
-                          "float (ncnn has no ConvInteger/MatMulInteger)"),)
+                          "float (ncnn has no ConvInteger/MatMulInteger), unit-axis Reshapes as Squeeze/Unsqueeze "
+                          "(pnnx leaves a Reshape that moves the batch axis, as after an LSTM state, as "
+                          "Tensor.reshape)"),)
 
     def install_hint(self):
         return "pip install 'edgekit[ncnn]' && pip install --no-deps pnnx==20261020"
@@ -128,6 +133,12 @@ class NcnnBackend(Backend):
         exe = pnnx_binary()
         if exe is None:
             raise BackendMissing("ncnn", "the pnnx converter", self.install_hint())
+        scalars = [s for s in inputs if not s.shape]
+        if scalars:  # pnnx's inputshape has no spelling for a 0-d input ("[]i64" merges into the one before)
+            names = ", ".join(f"'{s.name}' ({s.dtype})" for s in scalars)
+            raise ConversionError("ncnn", f"pnnx cannot take a 0-d (scalar) input: {names}; if it is constant in "
+                                          f"deployment (a sample rate, a step count), freeze it with "
+                                          f"{spell('const', f'{scalars[0].name}=VALUE')}")
         work = options.workdir
         model = work / "model.onnx"  # pnnx writes its outputs next to its input
         shutil.copyfile(onnx_path, model)

@@ -1,8 +1,9 @@
 """TFLite, converted by onnx2tf in a child process (TensorFlow stays out of ours), run by LiteRT.
 
-onnx2tf turns NCHW into NHWC and names outputs Identity, Identity_1, ...; the runner transposes and renames
-back. onnx2tf downloads a calibration .npy when inputs look like images: we write that file into its working
-folder first (from the user's data when given), and give it a copy of the model, which it rewrites in place."""
+onnx2tf turns NCHW into NHWC and NCW into NWC (every 3-D input, and outputs whose last op works channels-last)
+and names outputs Identity, Identity_1, ...; the runner transposes and renames back. onnx2tf downloads a
+calibration .npy when inputs look like images: we write that file into its working folder first (from the
+user's data when given), and give it a copy of the model, which it rewrites in place."""
 from __future__ import annotations
 
 import re
@@ -75,9 +76,16 @@ class TfliteRunner(Runner):
             arr = feeds[spec.name]
             if spec.layout == "NHWC":
                 arr = nchw_to_nhwc(arr)
+            elif spec.layout == "NWC":
+                arr = np.ascontiguousarray(arr.transpose(0, 2, 1))
             it.set_tensor(index, arr)
         it.invoke()
-        return {spec.name: restore_output(it.get_tensor(index), spec, "tflite") for spec, index in self._out}
+        return {spec.name: restore_output(_from_nwc(it.get_tensor(index)) if spec.layout == "NWC"
+                                          else it.get_tensor(index), spec, "tflite") for spec, index in self._out}
+
+
+def _from_nwc(arr: np.ndarray) -> np.ndarray:
+    return arr.transpose(0, 2, 1) if arr.ndim == 3 else arr
 
     def settings(self) -> dict:
         return {**super().settings(), "interpreter": self.interpreter_dist}
@@ -193,7 +201,8 @@ def select_tf_ops(tflite_path) -> list[str]:
 
 
 def map_io(tflite_path, inputs: list[TensorSpec], outputs: list[TensorSpec]):
-    """Match the .tflite's tensors to the ONNX ones: inputs by name (else order), outputs in order."""
+    """Match the .tflite's tensors to the ONNX ones: by the signature (onnx2tf keeps the ONNX names there), else
+    by tensor name, else in order."""
     from ai_edge_litert.interpreter import Interpreter
 
     it = Interpreter(str(tflite_path))
@@ -203,16 +212,21 @@ def map_io(tflite_path, inputs: list[TensorSpec], outputs: list[TensorSpec]):
     if len(tin) != len(inputs) or len(tout) != len(outputs):
         raise ConversionError("tflite", f"onnx2tf produced {len(tin)} inputs / {len(tout)} outputs, the ONNX model "
                                         f"has {len(inputs)} / {len(outputs)}")
+    # tensor names (serving_default_x:0, Identity_N, PartitionedCall:N) need not follow the ONNX order (iris
+    # landmark: PartitionedCall:1 is the first output; a VAD's state can come before its audio)
+    try:
+        full = next(iter(it._get_full_signature_list().values()), {})
+    except Exception:
+        full = {}
+    sig_in, signature = full.get("inputs", {}), full.get("outputs", {})
+    in_by_index = {d["index"]: d for d in tin}
     ins = []
     for i, spec in enumerate(inputs):
-        d = by_name.get(spec.name) or by_name.get(re.sub(r"[^A-Za-z0-9_]", "_", spec.name)) or tin[i]
-        ins.append(TensorSpec(spec.name, spec.dtype, spec.shape, d["name"], _layout(spec.shape, list(d["shape"]))))
-    # onnx2tf's signature keeps the ONNX output names; tensor names (Identity_N, PartitionedCall:N) need not
-    # follow the ONNX order (iris landmark: PartitionedCall:1 is the first output), so match by signature first.
-    try:
-        signature = next(iter(it._get_full_signature_list().values()), {}).get("outputs", {})
-    except Exception:
-        signature = {}
+        safe = re.sub(r"[^A-Za-z0-9_]", "_", spec.name)
+        d = (in_by_index.get(sig_in.get(spec.name, sig_in.get(safe))) or by_name.get(spec.name)
+             or by_name.get(safe) or tin[i])
+        ins.append(TensorSpec(spec.name, spec.dtype, spec.shape, d["name"],
+                              _layout(spec.shape, list(d["shape"]), is_input=True)))
     by_index = {d["index"]: d for d in tout}
     outs = []
     for s, d in zip(outputs, tout):
@@ -222,9 +236,15 @@ def map_io(tflite_path, inputs: list[TensorSpec], outputs: list[TensorSpec]):
     return ins, outs
 
 
-def _layout(onnx_shape: list, tfl_shape: list) -> str | None:
+def _layout(onnx_shape: list, tfl_shape: list, is_input: bool = False) -> str | None:
+    """NHWC / NWC when the .tflite tensor is the ONNX one channels-last. A 3-D input is NWC whenever the shapes
+    allow it (onnx2tf transposes every 3-D input, so [1, C, W] with C == W is NWC too); an output whose shape
+    reads both ways is taken as it is (verification catches the other case)."""
     if len(onnx_shape) == 4 and tfl_shape != onnx_shape and tfl_shape == [onnx_shape[i] for i in (0, 2, 3, 1)]:
         return "NHWC"
+    if len(onnx_shape) == 3 and tfl_shape == [onnx_shape[i] for i in (0, 2, 1)] and \
+            (is_input or tfl_shape != onnx_shape):
+        return "NWC"
     return None
 
 

@@ -92,11 +92,12 @@ class OutputReport(OutputCheck):
 
 
 def tolerance_for(output: str, tol: dict) -> dict:
-    """`tol` is flat ({cos, atol, rtol}) or per output ({default: {...}, atol: {NAME or '*': v}, ...})."""
+    """`tol` is flat ({cos, atol, rtol}) or per output ({default: {...}, atol: {NAME or '*': v}, ...}); other keys
+    (a `basis` saying why) are not thresholds."""
     if "default" not in tol:
         return dict(tol)
     t = dict(tol["default"])
-    for key in ("atol", "rtol", "cos"):
+    for key in ("atol", "rtol", "cos", "top1"):
         over = tol.get(key) or {}
         if output in over:
             t[key] = over[output]
@@ -159,3 +160,42 @@ def compare_outputs(refs: list[dict], outs: list[dict], tol: dict) -> list[Outpu
             needs_rtol=worst.p999_abs / max(worst.ref_max, 1e-12),
             mean_cosine=float(np.mean([m.cosine for m in per]))))
     return reports
+
+
+def quantization_allowance(tol: dict, refs: list[dict], floats: list[dict], k: int, steps: dict | None = None) -> dict:
+    """The tolerance for a dynamically quantized source, per output: `tol` widened by what the source's own
+    activation quantization does to that output, measured as the gap between the quantized reference (`refs`)
+    and its float rewrite on the same runtime and inputs (`floats`: the weights dequantized exactly, so the
+    only difference is the rounding of activations to their steps, propagated).
+
+    A backend that runs the float graph (k = 1) is within fp32 tolerance of the float rewrite, so by the
+    triangle inequality within that plus the gap of the quantized reference; one that runs quantized ops with
+    its own rounding (k = 2) is up to a gap from the float rewrite itself. Per output: atol + k x max|q - f|;
+    the cosine threshold moves by k x the angle between q and f (angles obey the triangle inequality); class
+    scores may lose k x the rows whose top-1 q and f already disagree on. `basis` says why, with the activation
+    steps (`steps`: DynamicQuantizeLinear node -> its largest step) when known."""
+    per: dict[str, dict] = {"atol": {}, "cos": {}, "top1": {}}
+    gaps = {}
+    for name in refs[0]:
+        base = tolerance_for(name, tol)
+        pairs = [(np.asarray(r[name], np.float64), np.asarray(f[name], np.float64)) for r, f in zip(refs, floats)]
+        gap = max(float(np.max(np.abs(r - f), initial=0.0)) for r, f in pairs)
+        angle = max(math.acos(min(1.0, max(-1.0, metrics(r, f).cosine))) for r, f in pairs)
+        per["atol"][name] = base["atol"] + k * gap
+        per["cos"][name] = math.cos(min(math.pi, math.acos(base["cos"]) + k * angle))
+        if is_class_scores(list(pairs[0][0].shape)):
+            lost = max(1.0 - class_agreement(r, f)[0] for r, f in pairs)
+            per["top1"][name] = max(0.0, base.get("top1", 1.0) - k * lost)
+        gaps[name] = gap
+    default = dict(tol["default"]) if "default" in tol else dict(tol)
+    out = {"default": default, **{key: v for key, v in per.items() if v}}
+    if "rtol" in tol and "default" in tol:
+        out["rtol"] = tol["rtol"]
+    where = ", ".join(f"{n} {g:.3g}" for n, g in gaps.items())
+    step = f"activations rounded to steps up to {max(steps.values()):.3g} ({len(steps)} DynamicQuantizeLinear)" \
+        if steps else "activations rounded by the quantized ops"
+    out["basis"] = (f"dynamically quantized source: fp32 tolerance + {k} x its own quantization gap ({step}; the "
+                    f"quantized reference differs from its float rewrite by max abs {where} on these inputs)"
+                    + (", the backend running the float rewrite" if k == 1 else
+                       ", the backend running quantized ops with its own rounding"))
+    return out

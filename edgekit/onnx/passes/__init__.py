@@ -21,6 +21,7 @@ REGISTRY = {
     "depth-to-space-crd": "depth_to_space_crd",
     "fp16-weight-range": "fp16_weight_range",
     "reshape-static": "reshape_static",
+    "unit-axis-reshape": "unit_axis_reshape",
     "strided-slice": "strided_slice",
     "erf-gelu": "erf_gelu",
 }

@@ -1,0 +1,85 @@
+"""Write a Reshape that only removes or inserts axes of length 1 as the Squeeze / Unsqueeze it is.
+
+Why: pnnx decides which axis of every blob is ncnn's dropped batch axis by propagating it through the graph,
+and gives up at a Reshape whose target shape has no 1 at the batch position; its ncnn writer then leaves the
+op as a raw `Tensor.reshape` layer that ncnn cannot create ("ignore Tensor.reshape ... param shape=(1,16)"),
+or writes an ncnn Reshape over the wrong axes, which runs and gives wrong numbers (max abs 0.57 on
+tests/onnx/passes/test_unit_axis_reshape.py's model).
+Recurrent models hit this after their state: an LSTM's final hidden state h_T is [D=1, B=1, H] and the head
+reshapes it to [1, H] (`h.view(1, -1)`, `h.reshape(B, H)`), so the batch axis of the state (axis 1) moves to
+axis 0 (the streaming VAD family in tests/families.py: "pnnx left ops that ncnn cannot run: Tensor.reshape").
+Squeeze and Unsqueeze name the axes they remove or insert, which pnnx maps to ncnn Squeeze / ExpandDims with
+the batch axis accounted for.
+
+Exactness: removing or inserting length-1 axes keeps every element in place (row-major order unchanged), so
+the rewrite is the same function. The axes are matched from the right (trailing axes line up, leading unit
+axes are the ones removed or inserted). Needs static shapes (export fixes them first); a Reshape whose shapes
+are not both known, or that changes an axis longer than 1, is left alone."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from ..graph_edit import remove_dead
+
+
+def run(model: onnx.ModelProto) -> tuple[onnx.ModelProto, bool]:
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    except Exception:
+        return model, False
+    shapes = {}
+    for vi in (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output):
+        t = vi.type.tensor_type
+        if t.HasField("shape") and all(d.HasField("dim_value") for d in t.shape.dim):
+            shapes[vi.name] = [d.dim_value for d in t.shape.dim]
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
+    g = model.graph
+    taken = {i.name for i in g.initializer} | {o for n in g.node for o in n.output}
+    changed = False
+    for k, node in enumerate(list(g.node)):
+        if node.op_type != "Reshape" or node.domain not in ("", "ai.onnx"):
+            continue
+        src, dst = shapes.get(node.input[0]), shapes.get(node.output[0])
+        if src is None or dst is None or src == dst:
+            continue
+        op, axes = ("Squeeze", unit_axes(src, dst)) if len(src) > len(dst) else ("Unsqueeze", unit_axes(dst, src))
+        if axes is None:
+            continue
+        name = node.name or node.output[0]
+        if opset >= 13:
+            const = _fresh(f"{name}_axes", taken)
+            g.initializer.append(numpy_helper.from_array(np.array(axes, np.int64), const))
+            new = helper.make_node(op, [node.input[0], const], [node.output[0]], name=name)
+        else:
+            new = helper.make_node(op, [node.input[0]], [node.output[0]], name=name, axes=axes)
+        g.node.remove(node)
+        g.node.insert(k, new)
+        changed = True
+    if changed:
+        remove_dead(g)  # the shape constants no other node reads
+    return model, changed
+
+
+def unit_axes(longer: list[int], shorter: list[int]) -> list[int] | None:
+    """The axes of `longer` (all of length 1) whose removal gives `shorter`, matched from the right; None if
+    `shorter` is not `longer` without some unit axes."""
+    axes, j = [], len(shorter) - 1
+    for i in range(len(longer) - 1, -1, -1):
+        if j >= 0 and longer[i] == shorter[j]:
+            j -= 1
+        elif longer[i] == 1:
+            axes.append(i)
+        else:
+            return None
+    return sorted(axes) if j == -1 and axes else None
+
+
+def _fresh(base: str, taken: set) -> str:
+    name, i = base, 0
+    while name in taken:
+        i += 1
+        name = f"{base}{i}"
+    taken.add(name)
+    return name
