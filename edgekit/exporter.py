@@ -353,7 +353,8 @@ def _convert_and_verify(backend, rung: Recipe, model_path: Path, applied: list[s
                            ConvertOptions(precision=job.precision, workdir=work,
                                           calibration=_calibration(job.reference.samples),
                                           shapes=job.dynamic_shapes, converter=dict(rung.converter),
-                                          calibration_samples=job.calibration, max_drop=job.max_drop))
+                                          calibration_samples=job.calibration, max_drop=job.max_drop,
+                                          preprocessing=job.preprocessing))
     manifest = Manifest(
         format=fmt, files=conv.files, source=job.source, inputs=conv.inputs, outputs=conv.outputs,
         precision=conv.precision, export_options=job.options, tools={"edgekit": __version__, **conv.tools},

@@ -25,6 +25,7 @@ class ConvertOptions:
     max_drop: float = 0.01  # int8: the accuracy budget (1 - worst output cosine) the quantizer aims for
     calibration: dict | None = None  # input name -> array of realistic samples (N, ...) for tools that want data
     shapes: list[dict] | None = None  # dynamic export: example static shapes (input name -> dims), typical first
+    preprocessing: object = None  # the manifest's Preprocessing (int8 quantizers that take images want it)
 
 
 @dataclass(frozen=True)

@@ -141,9 +141,11 @@ def local_errors(fp32: Path, qdq: Path, samples: list[dict]) -> dict[str, float]
 
 def ranking(fp32: Path, samples: list[dict], work: Path, exclude: set[str] = frozenset()) -> list[str]:
     """Layers most harmful first, measured on ONNX Runtime's QDQ model of `fp32` (the shared sensitivity proxy)."""
-    qdq = work / "sensitivity.qdq.onnx"
-    quantize_qdq(fp32, qdq, samples, set(exclude))
-    errors = local_errors(fp32, qdq, samples)
+    src, qdq = work / "sensitivity.onnx", work / "sensitivity.qdq.onnx"
+    onnx.save(prepared(onnx.load(str(fp32))), str(src))
+    quantize_qdq(src, qdq, samples, set(exclude))
+    errors = local_errors(src, qdq, samples)
+    src.unlink(missing_ok=True)
     qdq.unlink(missing_ok=True)
     return sorted(errors, key=errors.get, reverse=True)
 
