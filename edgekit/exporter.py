@@ -187,6 +187,7 @@ def export(model: str | Path, target: str = "all", *, out: str | Path | None = N
     dests = {fmt: out_dir / f"{model_path.stem}_{fmt}" for fmt in plan.formats}
     for fmt in plan.formats:
         backends.get(fmt).require(convert=True)
+        backends.get(fmt).require_precision(precision)
     ladders = {fmt: _ladder(backends.get(fmt), passes, recipe) for fmt in plan.formats}
     original = load_model(model_path)
     frozen = parse_const(const, original)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import importlib.util
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,9 @@ class Backend:
     runtime_modules: tuple[str, ...] = ()
     devices: tuple[str, ...] = ("cpu",)  # what `load(..., device=)` accepts
     precisions: tuple[str, ...] = ("fp32", "fp16")  # what `export(..., precision=)` can ask of it
+    # precision -> (module, pip extra) that exporting at that precision needs beyond the converter (OpenVINO
+    # int8: NNCF); checked by `require_precision` before any work
+    precision_requires: dict = {}
     dynamic = True  # can keep dynamic input axes (export --dynamic); if not, `dynamic_why` says why
     dynamic_why = ""
     # The normalisation passes (names in edgekit.onnx.passes.REGISTRY) this backend's converter needs on most
@@ -98,6 +102,13 @@ class Backend:
         if not self.available(convert):
             what = f"{self.runtime} (converter)" if convert and self.available() else self.runtime
             raise BackendMissing(self.name, what, self.install_hint())
+
+    def require_precision(self, precision: str) -> None:
+        """A clear error naming the extra when the quantizer for `precision` is not installed."""
+        need = self.precision_requires.get(precision)
+        if need and importlib.util.find_spec(need[0]) is None:
+            raise EdgekitError(f"{self.name} {precision} needs {need[0]}, which is not installed: "
+                               f"pip install 'edgekit[{need[1]}]'")
 
     def versions(self) -> dict:
         return {}
