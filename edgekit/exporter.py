@@ -97,6 +97,10 @@ class ExportJob:
     max_drop: float = 0.01
     normalized: dict = field(default_factory=dict)  # passes -> (path, applied, digest): one model per pass list
 
+    def accept(self, refs: list[dict], outs: list[dict]) -> bool:
+        """The gate `verify` applies, on any samples (int8 quantizers run it on the calibration set)."""
+        return all(r.passed for r in compare.compare_outputs(refs, outs, self.tolerances))
+
     def normalize(self, passes: tuple[str, ...]) -> tuple[Path, list[str], str]:
         """The shape-fixed model with these passes applied (once per export), its applied passes and digest."""
         if passes not in self.normalized:
@@ -355,7 +359,7 @@ def _convert_and_verify(backend, rung: Recipe, model_path: Path, applied: list[s
                                           calibration=_calibration(job.reference.samples),
                                           shapes=job.dynamic_shapes, converter=dict(rung.converter),
                                           calibration_samples=job.calibration, max_drop=job.max_drop,
-                                          preprocessing=job.preprocessing))
+                                          preprocessing=job.preprocessing, accept=job.accept))
     manifest = Manifest(
         format=fmt, files=conv.files, source=job.source, inputs=conv.inputs, outputs=conv.outputs,
         precision=conv.precision, export_options=job.options, tools={"edgekit": __version__, **conv.tools},

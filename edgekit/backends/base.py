@@ -27,6 +27,9 @@ class ConvertOptions:
     calibration: dict | None = None  # input name -> array of realistic samples (N, ...) for tools that want data
     shapes: list[dict] | None = None  # dynamic export: example static shapes (input name -> dims), typical first
     preprocessing: object = None  # the manifest's Preprocessing (int8 quantizers that take images want it)
+    # int8: the export's gate as a function of (reference outputs, outputs) over samples -> passed, so that a
+    # quantizer's repair loop stops where the gate will pass (the cosine budget alone misses top-1 and error)
+    accept: object = None
 
 
 @dataclass(frozen=True)

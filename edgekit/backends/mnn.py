@@ -145,7 +145,7 @@ def _int8(onnx_path, fp32, dst, ins, outs, settings, options) -> tuple[str, str,
             runner.close()
 
     r, method, int8 = mnn_int8.quantize_within(onnx_path, fp32, dst, options.calibration_samples, ins, outs,
-                                               options.preprocessing, options.max_drop, work, run)
+                                               options.preprocessing, options.max_drop, work, run, options.accept)
     if not int8:
         raise ConversionError("mnn", "int8: MNN's quantizer quantized no layer of this model")
     quantized = summary(method, len(options.calibration_samples), int8, r, fp32.stat().st_size, dst.stat().st_size)

@@ -82,7 +82,8 @@ class OnnxRuntimeBackend(Backend):
         if not options.calibration_samples:
             raise EdgekitError("int8 needs calibration data")
         dst = outdir / "model.onnx"
-        r = onnx_qdq.quantize_within(onnx_path, dst, options.calibration_samples, options.max_drop, options.workdir)
+        r = onnx_qdq.quantize_within(onnx_path, dst, options.calibration_samples, options.max_drop, options.workdir,
+                                     options.accept)
         if not r.result:
             raise ConversionError("onnx", "int8: no Conv/MatMul/Gemm layer with constant weights to quantize")
         quantized = summary("MinMax (ONNX Runtime static QDQ, U8S8 per channel)", len(options.calibration_samples),

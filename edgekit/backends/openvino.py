@@ -137,7 +137,7 @@ def _int8(onnx_path, fp32_xml, dst, ins, outs, settings, options) -> tuple[str, 
             runner.close()
 
     r, int8 = openvino_int8.quantize_within(onnx_path, fp32_xml, dst, options.calibration_samples, outs,
-                                            options.max_drop, options.workdir, run)
+                                            options.max_drop, options.workdir, run, options.accept)
     if not int8:
         raise ConversionError("openvino", "int8: NNCF quantized no layer of this model")
     size = lambda xml: xml.stat().st_size + xml.with_suffix(".bin").stat().st_size  # noqa: E731

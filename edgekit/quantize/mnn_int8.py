@@ -10,12 +10,13 @@ input VARPs whose tensors the statistics still point to). And the model it write
 (`_insertScale`, 1125-1150) on tensors around ops it was told to skip and on the SE blocks' pooling / ReLU6 /
 HardSwish paths: PP-OCR cls then gave cosine 0.33 with every layer quantized and 0.71 with every op skipped.
 edgekit keeps the int8 description only on the inputs of the int8 convolutions (so each int8 layer takes int8
-and gives fp32, as ncnn's without requantize fusion), through MNN's JSON round trip: cosine 0.996.
+and gives fp32, as ncnn's without requantize fusion), through MNN's JSON round trip: cosine 0.996 (with EMA on
+BlazeFace: 0.71 -> 0.94).
 So the calibration tensors, which edgekit made with
 the manifest's preprocessing, go in as images MNN reproduces exactly: each sample's pixels recovered by
 inverting that preprocessing (x * std + mean) / scale (integers 0..255 for image-made samples), written at the
 model's input size (MNN's resize is then the identity) with MNN's `mean` = mean / scale and `normal` =
-scale / std, so MNN computes the same tensor. Samples that are not such images (.npy data, other layouts)
+scale / std, so MNN computes the same tensor. Samples that are not such images (.npy data, NHWC inputs)
 use EMA on the raw tensors, without the skip list (the repair loop then cannot move layers to float, and the
 drop is reported as measured).
 
@@ -34,7 +35,7 @@ import onnx
 from ..errors import ConversionError
 from ..subproc import run_tool, tail
 from . import onnx_qdq
-from .repair import Attempt, Repaired, within_budget, worst_drop
+from .repair import Attempt, Repaired, measure, within_budget
 
 # In the child: quantize; keep int8 tensors only at the inputs of the int8 convolutions (see the docstring);
 # list the convolution-like ops (name, type, int8 weights or not) from MNN's JSON dump.
@@ -52,14 +53,13 @@ if cfg != "-":
     if ok not in (True, 0, None) or not os.path.isfile(dst):
         sys.exit(3)
     net = dump(dst)
-    if cfg.endswith(".kl.json"):
-        inputs = {i for o in net["oplists"] if "quanParameter" in (o.get("main") or {}) for i in o["inputIndexes"]}
-        net["extraTensorDescribe"] = [d for d in net.get("extraTensorDescribe", []) if d.get("index") in inputs]
-        with open("int8.json", "w") as f:
-            json.dump(net, f)
-        _tools.mnnconvert(["mnnconvert", "-f", "JSON", "--modelFile", "int8.json", "--MNNModel", dst,
-                           "--bizCode", "edgekit"])
-        os.remove("int8.json")
+    inputs = {i for o in net["oplists"] if "quanParameter" in (o.get("main") or {}) for i in o["inputIndexes"]}
+    net["extraTensorDescribe"] = [d for d in net.get("extraTensorDescribe", []) if d.get("index") in inputs]
+    with open("int8.json", "w") as f:
+        json.dump(net, f)
+    _tools.mnnconvert(["mnnconvert", "-f", "JSON", "--modelFile", "int8.json", "--MNNModel", dst,
+                       "--bizCode", "edgekit"])
+    os.remove("int8.json")
 else:
     net = dump(src)
 rows = [[o.get("name", ""), o.get("type", ""), "quanParameter" in (o.get("main") or {})] for o in net["oplists"]
@@ -103,7 +103,9 @@ def _config(work: Path, samples: list[dict], inputs, pre, skip: list[str]) -> tu
     calib.mkdir()
     spec = inputs[0]
     layout = "NHWC" if spec.shape[-1] == 3 and spec.shape[1] != 3 else "NCHW"
-    images = as_images(samples, spec.name, pre, layout) if len(inputs) == 1 else None
+    # KL on images needs an NCHW input: with an NHWC one MNN's quantizer computes the wrong input shape, or
+    # crashes (SIGSEGV) when given the shape (measured on BlazeFace)
+    images = as_images(samples, spec.name, pre, layout) if len(inputs) == 1 and layout == "NCHW" else None
     if images is not None:
         for i, img in enumerate(images):  # channel 0 written as R: MNN reads RGBA and keeps "RGB" order
             cv2.imwrite(str(calib / f"s{i:04d}.png"), np.ascontiguousarray(img[..., ::-1]))
@@ -140,7 +142,7 @@ def mnn_names(onnx_path: Path, ops: list[list]) -> dict[str, str]:
 
 
 def quantize_within(onnx_path: Path, fp32_mnn: Path, dst: Path, samples: list[dict], inputs, outputs, pre,
-                    max_drop: float, work: Path, run) -> tuple[Repaired, str, int]:
+                    max_drop: float, work: Path, run, accept=None) -> tuple[Repaired, str, int]:
     """MNN int8 of `fp32_mnn` at `dst`, within `max_drop` of ONNX Runtime fp32 on `samples` where MNN's skip
     list allows; `run(path, samples)` runs an MNN model. Returns the repair result, the method, layers int8."""
     listing = run_tool([sys.executable, "-c", QUANT, str(fp32_mnn), "-", "-"], cwd=work)
@@ -151,16 +153,16 @@ def quantize_within(onnx_path: Path, fp32_mnn: Path, dst: Path, samples: list[di
 
     def attempt(keep: set) -> Attempt:
         cfg, method = _config(work, samples, inputs, pre, sorted(to_mnn[k] for k in keep if k in to_mnn))
-        name = "quant.kl.json" if method.startswith("KL") else "quant.json"
-        (work / name).write_text(json.dumps(cfg))
+        (work / "quant.json").write_text(json.dumps(cfg))
         dst.unlink(missing_ok=True)
-        proc = run_tool([sys.executable, "-c", QUANT, str(fp32_mnn), str(dst), name], cwd=work)
+        proc = run_tool([sys.executable, "-c", QUANT, str(fp32_mnn), str(dst), "quant.json"], cwd=work)
         if proc.returncode != 0:
             raise ConversionError("mnn", f"MNN's quantizer failed (exit {proc.returncode})", tail(proc.stdout))
         ops = _ops(proc)
         state.update(method=method, int8=sum(1 for o in ops if o[2]))
         quantized = [from_mnn.get(o[0], o[0]) for o in ops if o[2]]
-        return Attempt(quantized, worst_drop(reference, run(dst, samples)), quantized)
+        drop, passed = measure(reference, run(dst, samples), accept)
+        return Attempt(quantized, drop, quantized, passed)
 
     ranked: list[str] = []
 

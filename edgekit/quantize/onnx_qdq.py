@@ -17,7 +17,7 @@ from pathlib import Path
 import onnx
 
 from ..errors import EdgekitError
-from .repair import Attempt, Repaired, cosine, within_budget, worst_drop
+from .repair import Attempt, Repaired, cosine, measure, within_budget
 
 LAYER_OPS = ("Conv", "MatMul", "Gemm")
 
@@ -150,7 +150,8 @@ def ranking(fp32: Path, samples: list[dict], work: Path, exclude: set[str] = fro
     return sorted(errors, key=errors.get, reverse=True)
 
 
-def quantize_within(src: Path, dst: Path, samples: list[dict], max_drop: float, work: Path) -> Repaired:
+def quantize_within(src: Path, dst: Path, samples: list[dict], max_drop: float, work: Path,
+                    accept=None) -> Repaired:
     """QDQ int8 of `src` at `dst`, layers moved back to float (the most harmful by `local_errors` first) until
     the drop against ONNX Runtime fp32 on `samples` is within `max_drop`."""
     named_src = work / "named.onnx"
@@ -159,7 +160,8 @@ def quantize_within(src: Path, dst: Path, samples: list[dict], max_drop: float, 
 
     def attempt(keep: set) -> Attempt:
         quantized = quantize_qdq(named_src, dst, samples, keep)
-        return Attempt(quantized, worst_drop(reference, run_onnx(dst, samples)), quantized)
+        drop, passed = measure(reference, run_onnx(dst, samples), accept)
+        return Attempt(quantized, drop, quantized, passed)
 
     def rank(a: Attempt) -> list[str]:
         errors = local_errors(named_src, dst, samples)

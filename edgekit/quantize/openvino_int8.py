@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import ConversionError, EdgekitError
 from ..subproc import run_tool, tail
 from . import onnx_qdq
-from .repair import Attempt, Repaired, within_budget, worst_drop
+from .repair import Attempt, Repaired, measure, within_budget
 
 EXTRA = "openvino-int8"
 
@@ -69,7 +69,7 @@ def _onnx_name(friendly: str, names: list[str]) -> str:
 
 
 def quantize_within(onnx_path: Path, fp32_xml: Path, dst: Path, samples: list[dict], outputs, max_drop: float,
-                    work: Path, run) -> tuple[Repaired, int]:
+                    work: Path, run, accept=None) -> tuple[Repaired, int]:
     """NNCF int8 of `fp32_xml` at `dst` (.xml), within `max_drop` of ONNX Runtime fp32 on `samples`;
     `run(xml, samples)` runs an OpenVINO model. Returns the repair result and the number of int8 layers."""
     require()
@@ -92,7 +92,8 @@ def quantize_within(onnx_path: Path, fp32_xml: Path, dst: Path, samples: list[di
             raise ConversionError("openvino", f"NNCF's quantization failed (exit {proc.returncode})", tail(proc.stdout))
         quantized = sorted({_onnx_name(r[0], names) for r in rows if r[2]})
         state["int8"] = sum(1 for r in rows if r[2])
-        return Attempt(quantized, worst_drop(reference, run(dst, samples)), quantized)
+        drop, passed = measure(reference, run(dst, samples), accept)
+        return Attempt(quantized, drop, quantized, passed)
 
     ranked: list[str] = []
 

@@ -21,6 +21,7 @@ class Attempt:
     result: Any
     drop: float
     quantized: list[str]
+    passed: bool | None = None  # the export gate's verdict where the caller gave one, else drop <= max_drop
 
 
 @dataclass
@@ -41,10 +42,12 @@ def within_budget(attempt: Callable[[set], Attempt], rank: Callable[[Attempt], l
         a = attempt(set(keep))
         history.append({"kept_float": len(keep), "quantized": len(a.quantized), "drop": round(float(a.drop), 6)})
         ranked = [n for n in rank(a) if n not in keep and n in set(a.quantized)]
-        if a.drop <= max_drop or not ranked or len(history) >= rounds:
+        ok = a.passed if a.passed is not None else a.drop <= max_drop
+        history[-1]["passed"] = bool(ok)
+        if ok or not ranked or len(history) >= rounds:
             return Repaired(a.result, float(a.drop), keep, history)
         for name in ranked[:max(1, len(ranked) // 10)]:
-            keep[name] = f"round {len(history)}: among the most harmful layers (drop {a.drop:.4f} > {max_drop})"
+            keep[name] = f"round {len(history)}: among the most harmful layers (drop {a.drop:.4f}, gate failed)"
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -58,6 +61,11 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 def worst_drop(reference: list[dict], got: list[dict]) -> float:
     """1 - the worst output cosine over samples and outputs (what the gate compares with max_drop)."""
     return max(1 - cosine(r[k], g[k]) for r, g in zip(reference, got) for k in r)
+
+
+def measure(reference: list[dict], got: list[dict], accept=None) -> tuple[float, bool | None]:
+    """The drop, and the export gate's verdict when `accept` (ConvertOptions.accept) is given."""
+    return worst_drop(reference, got), (bool(accept(reference, got)) if accept else None)
 
 
 def summary(method: str, samples: int, layers_int8: int, repaired: Repaired, fp32_bytes: int, int8_bytes: int,
