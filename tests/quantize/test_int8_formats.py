@@ -31,7 +31,7 @@ def cls_int8(tmp_path_factory):
     write_text_images(root / "calib", "text-line", 12)
     write_text_images(root / "val", "text-line", 3)
     results = edgekit.export(fx.path, target=FORMATS, out=root / "out", input_shapes=[fx.input_shape],
-                             precision="int8", calib=[str(root / "calib")], data=[str(root / "val")],
+                             precision="int8", calib=[str(root / "calib")], data=[str(root / "val")], samples=3,
                              preprocessing=fx.preprocessing, max_drop=0.01)
     return {r.format: r for r in results}
 
