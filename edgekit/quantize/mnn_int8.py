@@ -14,7 +14,8 @@ and gives fp32, as ncnn's without requantize fusion), through MNN's JSON round t
 BlazeFace: 0.71 -> 0.94).
 So the calibration tensors, which edgekit made with
 the manifest's preprocessing, go in as images MNN reproduces exactly: each sample's pixels recovered by
-inverting that preprocessing (x * std + mean) / scale (integers 0..255 for image-made samples), written at the
+inverting that preprocessing (x * std + mean) / scale (whole numbers 0..255 for image-made samples, but for
+the keep-ratio padding, 127.5, rounded), written at the
 model's input size (MNN's resize is then the identity) with MNN's `mean` = mean / scale and `normal` =
 scale / std, so MNN computes the same tensor. Samples that are not such images (.npy data, NHWC inputs)
 use EMA on the raw tensors, without the skip list (the repair loop then cannot move layers to float, and the
@@ -74,8 +75,8 @@ def _ops(proc) -> list[list]:
 
 
 def as_images(samples: list[dict], name: str, pre, layout: str) -> list[np.ndarray] | None:
-    """The samples of input `name` as uint8 HxWx3 images that MNN's preprocessing turns back into them exactly,
-    or None when they are not (no preprocessing, not 3 channels, or pixels that are not whole numbers)."""
+    """The samples of input `name` as uint8 HxWx3 images that MNN's preprocessing turns back into them (to half a
+    grey level: keep-ratio padding sits at 127.5), or None (no preprocessing, not 3 channels, out of range)."""
     if pre is None:
         return None
     scale, mean, std = float(pre.scale), np.float64(pre.mean), np.float64(pre.std)
@@ -88,7 +89,7 @@ def as_images(samples: list[dict], name: str, pre, layout: str) -> list[np.ndarr
         if img.shape[-1] != 3 or scale == 0:
             return None
         pix = (img * std + mean) / scale
-        if np.abs(pix - np.round(pix)).max() > 1e-2 or pix.min() < -0.5 or pix.max() > 255.5:
+        if pix.min() < -0.5 or pix.max() > 255.5:  # not an image's range: calibrate on the tensors (EMA)
             return None
         images.append(np.clip(np.round(pix), 0, 255).astype(np.uint8))
     return images

@@ -35,16 +35,28 @@ class Repaired:
 def within_budget(attempt: Callable[[set], Attempt], rank: Callable[[Attempt], list[str]], max_drop: float,
                   keep: dict | None = None, rounds: int = ROUNDS) -> Repaired:
     """Run `attempt(kept_float_names)` until its drop is <= max_drop; between rounds the first tenth of
-    `rank(attempt)` (quantized layers, most harmful first) joins the float set."""
+    `rank(attempt)` (quantized layers, most harmful first) joins the float set. When no round passes, the
+    round with the least drop is redone (the quantizers are deterministic) so that its files are the ones left:
+    the best reachable drop, which the caller's gate then reports."""
     keep = dict(keep or {})
     history = []
+    best: tuple[float, dict] | None = None
     while True:
         a = attempt(set(keep))
         history.append({"kept_float": len(keep), "quantized": len(a.quantized), "drop": round(float(a.drop), 6)})
         ranked = [n for n in rank(a) if n not in keep and n in set(a.quantized)]
         ok = a.passed if a.passed is not None else a.drop <= max_drop
         history[-1]["passed"] = bool(ok)
+        if best is None or a.drop < best[0]:
+            best = (a.drop, dict(keep))
         if ok or not ranked or len(history) >= rounds:
+            if not ok and best[0] < a.drop:
+                keep = best[1]
+                a = attempt(set(keep))
+                history.append({"kept_float": len(keep), "quantized": len(a.quantized),
+                                "drop": round(float(a.drop), 6),
+                                "passed": bool(a.passed if a.passed is not None else a.drop <= max_drop),
+                                "best_redone": True})
             return Repaired(a.result, float(a.drop), keep, history)
         for name in ranked[:max(1, len(ranked) // 10)]:
             keep[name] = f"round {len(history)}: among the most harmful layers (drop {a.drop:.4f}, gate failed)"

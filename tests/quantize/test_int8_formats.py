@@ -146,3 +146,14 @@ def test_ppocr_cls_fp16_on_mnn_and_openvino_is_fp16_and_gated(tmp_path):
         assert m.verification.tolerances["cos"] == pytest.approx(0.99)
         size = sum((r.path / f).stat().st_size for f in m.files.values() if f.endswith((".mnn", ".bin")))
         assert size < 0.6 * fp32  # fp16 weights really written
+
+
+def test_the_repair_loop_leaves_the_best_round_when_none_passes():
+    drops = iter([0.5, 0.2, 0.4, 0.2])  # rounds 1-3, then round 2 redone
+
+    def attempt(keep):
+        quantized = [f"l{i}" for i in range(10) if f"l{i}" not in keep]
+        return Attempt(quantized, next(drops), quantized)
+
+    r = within_budget(attempt, lambda a: a.quantized, max_drop=0.1, rounds=3)
+    assert r.drop == 0.2 and len(r.keep) == 1 and r.rounds[-1]["best_redone"] and not r.rounds[-1]["passed"]
