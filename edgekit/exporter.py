@@ -98,6 +98,10 @@ class ExportJob:
     normalized: dict = field(default_factory=dict)  # passes -> (path, applied, digest): one model per pass list
     quantization: tuple | None = None  # a dynamically quantized source: its float rewrite's outputs, the steps
 
+    def accept(self, refs: list[dict], outs: list[dict]) -> bool:
+        """The gate `verify` applies, on any samples (int8 quantizers run it on the calibration set)."""
+        return all(r.passed for r in compare.compare_outputs(refs, outs, self.tolerances))
+
     def normalize(self, passes: tuple[str, ...]) -> tuple[Path, list[str], str]:
         """The shape-fixed model with these passes applied (once per export), its applied passes and digest."""
         if passes not in self.normalized:
@@ -255,6 +259,7 @@ def export(model: str | Path, target: str = "all", *, out: str | Path | None = N
     dests = {fmt: out_dir / f"{model_path.stem}_{fmt}" for fmt in plan.formats}
     for fmt in plan.formats:
         backends.get(fmt).require(convert=True)
+        backends.get(fmt).require_precision(precision)
     ladders = {fmt: _ladder(backends.get(fmt), passes, recipe) for fmt in plan.formats}
     original = load_model(model_path)
     frozen = parse_const(const, original)
@@ -421,7 +426,8 @@ def _convert_and_verify(backend, rung: Recipe, model_path: Path, applied: list[s
                            ConvertOptions(precision=job.precision, workdir=work,
                                           calibration=_calibration(job.reference.samples),
                                           shapes=job.dynamic_shapes, converter=dict(rung.converter),
-                                          calibration_samples=job.calibration, max_drop=job.max_drop))
+                                          calibration_samples=job.calibration, max_drop=job.max_drop,
+                                          preprocessing=job.preprocessing, accept=job.accept))
     manifest = Manifest(
         format=fmt, files=conv.files, source=job.source, inputs=conv.inputs, outputs=conv.outputs,
         precision=conv.precision, export_options=job.options, tools={"edgekit": __version__, **conv.tools},

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import importlib.util
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,10 @@ class ConvertOptions:
     max_drop: float = 0.01  # int8: the accuracy budget (1 - worst output cosine) the quantizer aims for
     calibration: dict | None = None  # input name -> array of realistic samples (N, ...) for tools that want data
     shapes: list[dict] | None = None  # dynamic export: example static shapes (input name -> dims), typical first
+    preprocessing: object = None  # the manifest's Preprocessing (int8 quantizers that take images want it)
+    # int8: the export's gate as a function of (reference outputs, outputs) over samples -> passed, so that a
+    # quantizer's repair loop stops where the gate will pass (the cosine budget alone misses top-1 and error)
+    accept: object = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,9 @@ class Backend:
     runtime_modules: tuple[str, ...] = ()
     devices: tuple[str, ...] = ("cpu",)  # what `load(..., device=)` accepts
     precisions: tuple[str, ...] = ("fp32", "fp16")  # what `export(..., precision=)` can ask of it
+    # precision -> (module, pip extra) that exporting at that precision needs beyond the converter (OpenVINO
+    # int8: NNCF); checked by `require_precision` before any work
+    precision_requires: dict = {}
     dynamic = True  # can keep dynamic input axes (export --dynamic); if not, `dynamic_why` says why
     dynamic_why = ""
     # The normalisation passes (names in edgekit.onnx.passes.REGISTRY) this backend's converter needs on most
@@ -97,6 +105,13 @@ class Backend:
         if not self.available(convert):
             what = f"{self.runtime} (converter)" if convert and self.available() else self.runtime
             raise BackendMissing(self.name, what, self.install_hint())
+
+    def require_precision(self, precision: str) -> None:
+        """A clear error naming the extra when the quantizer for `precision` is not installed."""
+        need = self.precision_requires.get(precision)
+        if need and importlib.util.find_spec(need[0]) is None:
+            raise EdgekitError(f"{self.name} {precision} needs {need[0]}, which is not installed: "
+                               f"pip install 'edgekit[{need[1]}]'")
 
     def versions(self) -> dict:
         return {}

@@ -2,7 +2,8 @@
 
 Not the `mnnconvert` console script or `MNN.tools`: importing those pip-installs a logging SDK and sends
 usage logs (measured: docs/architecture.md, "Backends"). The converter exits 0 even when it reports unsupported ops,
-so its output is parsed. The Session API is used because MNN's Module API gave wrong numbers on ppocr cls here."""
+so its output is parsed. The Session API is used because MNN's Module API gave wrong numbers on ppocr cls here.
+int8: MNN's quantizer on the fp32 model, within the accuracy budget (edgekit.quantize.mnn_int8)."""
 from __future__ import annotations
 
 import re
@@ -11,7 +12,7 @@ import sys
 
 import numpy as np
 
-from ..errors import ConversionError
+from ..errors import ConversionError, EdgekitError
 from ..manifest import Precision, TensorSpec
 from ..subproc import run_tool, tail
 from .base import Backend, Converted, Recipe, Runner, dist_version, restore_output
@@ -87,6 +88,7 @@ class MnnBackend(Backend):
                           "gives 0x0x0x0 outputs with state), dynamic quantization as float (no ConvInteger)"),)
     requires = ("MNN",)
     converter_requires = ("_tools",)
+    precisions = ("fp32", "fp16", "int8")
 
     def versions(self):
         return {"MNN": dist_version("MNN")}
@@ -102,19 +104,52 @@ class MnnBackend(Backend):
             raise ConversionError("mnn", f"MNN's converter does not support: {m[1].strip()}", tail(log))
         if proc.returncode != 0 or not (work / "model.mnn").is_file() or "Converted Success" not in log:
             raise ConversionError("mnn", f"MNN's converter failed (exit {proc.returncode})", tail(log))
-        shutil.copyfile(work / "model.mnn", outdir / "model.mnn")
         ins = [TensorSpec(s.name, s.dtype, s.shape, s.name) for s in inputs]
         outs = [TensorSpec(s.name, s.dtype, s.shape, s.name) for s in outputs]
-        mode = PRECISION_MODE[options.precision]
+        mode = PRECISION_MODE.get(options.precision, "high")
         settings = {"backend": "CPU", "precision": mode, "numThread": 1}
         weights = "fp16" if extra else "fp32"
         compute = "fp32" if mode == "high" else "fp16 where the CPU has it, else fp32"
+        quantized = None
+        if options.precision == "int8":
+            weights, compute, quantized = _int8(onnx_path, work / "model.mnn", outdir / "model.mnn", ins, outs,
+                                                settings, options)
+        else:
+            shutil.copyfile(work / "model.mnn", outdir / "model.mnn")
         return Converted(files={"model": "model.mnn"}, inputs=ins, outputs=outs,
-                         precision=Precision(options.precision, weights, compute, settings), tools=self.versions())
+                         precision=Precision(options.precision, weights, compute, settings, quantized),
+                         tools=self.versions())
 
     def load(self, folder, manifest, threads=None, device="cpu"):
         self.require()
         return MnnRunner(manifest, folder, threads)
+
+
+def _int8(onnx_path, fp32, dst, ins, outs, settings, options) -> tuple[str, str, dict]:
+    """Quantize the fp32 MNN model into `dst` within the budget; the precision fields for the manifest."""
+    from ..manifest import Manifest
+    from ..quantize import mnn_int8
+    from ..quantize.repair import summary
+
+    if not options.calibration_samples:
+        raise EdgekitError("int8 needs calibration data")
+    work = options.workdir / "int8"
+    work.mkdir(exist_ok=True)
+
+    def run(path, samples):
+        m = Manifest("mnn", {"model": path.name}, {}, ins, outs, Precision("int8", settings=settings))
+        runner = MnnRunner(m, path.parent, 1)
+        try:
+            return [runner(s) for s in samples]
+        finally:
+            runner.close()
+
+    r, method, int8 = mnn_int8.quantize_within(onnx_path, fp32, dst, options.calibration_samples, ins, outs,
+                                               options.preprocessing, options.max_drop, work, run, options.accept)
+    if not int8:
+        raise ConversionError("mnn", "int8: MNN's quantizer quantized no layer of this model")
+    quantized = summary(method, len(options.calibration_samples), int8, r, fp32.stat().st_size, dst.stat().st_size)
+    return f"int8 x{int8} layers, fp32 x{len(r.keep)} kept float", "int8 + fp32", quantized
 
 
 BACKEND = MnnBackend()

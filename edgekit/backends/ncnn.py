@@ -233,7 +233,8 @@ def _int8(outdir: Path, ins: list[TensorSpec], outs: list[TensorSpec], options) 
         fp32_bin.unlink(missing_ok=True)
     r = fb.report
     quantized = {"method": r.method, "calibration_samples": r.samples, "layers_int8": len(r.quantized),
-                 "layers_kept_float": r.kept_float, "gemm_as_innerproduct": r.gemm_rewritten,
+                 "layers_kept_float": r.kept_float, "kept_float_why": {n: fb.why.get(n, "") for n in r.kept_float},
+                 "gemm_as_innerproduct": r.gemm_rewritten,
                  "calibration_drop": round(fb.drop, 6), "rounds": fb.rounds, "size_ratio": round(r.size_ratio, 4)}
     return (f"int8 x{len(r.quantized)} layers, fp16 x{len(r.kept_float)} kept float", "int8 + fp32", quantized)
 

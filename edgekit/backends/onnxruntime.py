@@ -1,10 +1,11 @@
-"""ONNX Runtime on CPU at fp32: the reference every check compares against, and a deployable format."""
+"""ONNX Runtime on CPU at fp32: the reference every check compares against, and a deployable format; at int8,
+ONNX Runtime's static QDQ quantization (edgekit.quantize.onnx_qdq), the int8 reference."""
 from __future__ import annotations
 
 import re
 import shutil
 
-from ..errors import EdgekitError
+from ..errors import ConversionError, EdgekitError
 from ..manifest import Precision, format_shape
 from ..options import spell
 from .base import Backend, Converted, Runner, dist_version
@@ -58,6 +59,7 @@ class OnnxRuntimeBackend(Backend):
     extra = "onnx"  # part of the core install
     requires = ("onnxruntime",)
     runtime_modules = ("onnxruntime",)
+    precisions = ("fp32", "fp16", "int8")  # fp16 gives the fp32 model (as before); int8: static QDQ
 
     def install_hint(self) -> str:
         return "pip install edgekit"
@@ -66,9 +68,30 @@ class OnnxRuntimeBackend(Backend):
         return {"onnxruntime": dist_version("onnxruntime")}
 
     def convert(self, onnx_path, outdir, inputs, outputs, options):
+        if options.precision == "int8":
+            return self._int8(onnx_path, outdir, inputs, outputs, options)
         shutil.copyfile(onnx_path, outdir / "model.onnx")
         return Converted(files={"model": "model.onnx"}, inputs=inputs, outputs=outputs,
                          precision=Precision("fp32", "fp32", "fp32", {"providers": ["CPUExecutionProvider"]}),
+                         tools=self.versions())
+
+    def _int8(self, onnx_path, outdir, inputs, outputs, options):
+        from ..quantize import onnx_qdq
+        from ..quantize.repair import summary
+
+        if not options.calibration_samples:
+            raise EdgekitError("int8 needs calibration data")
+        dst = outdir / "model.onnx"
+        r = onnx_qdq.quantize_within(onnx_path, dst, options.calibration_samples, options.max_drop, options.workdir,
+                                     options.accept)
+        if not r.result:
+            raise ConversionError("onnx", "int8: no Conv/MatMul/Gemm layer with constant weights to quantize")
+        quantized = summary("MinMax (ONNX Runtime static QDQ, U8S8 per channel)", len(options.calibration_samples),
+                            len(r.result), r, onnx_path.stat().st_size, dst.stat().st_size)
+        weights = f"int8 x{len(r.result)} layers, fp32 x{len(r.keep)} kept float"
+        return Converted(files={"model": "model.onnx"}, inputs=inputs, outputs=outputs,
+                         precision=Precision("int8", weights, "int8 QDQ (ONNX Runtime CPU)",
+                                             {"providers": ["CPUExecutionProvider"]}, quantized),
                          tools=self.versions())
 
     def load(self, folder, manifest, threads=None, device="cpu"):

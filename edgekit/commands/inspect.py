@@ -82,6 +82,11 @@ def print_manifest(path: Path, m) -> None:
                   + (f" ({', '.join(kept[:6])}{', ...' if len(kept) > 6 else ''})" if kept else "")
                   + f"; drop on the calibration set {q.get('calibration_drop')}; size {q.get('size_ratio')}x fp32",
                   markup=False)
+        why = q.get("kept_float_why") or {}
+        for name, reason in list(why.items())[:6]:
+            con.print(f"  kept float: {name}: {reason}", markup=False)
+        if len(why) > 6:
+            con.print(f"  kept float: ... {len(why) - 6} more (edgekit.json, precision.quantization)", markup=False)
     if m.recipe:
         tried = ", ".join(f"{a['recipe']} {a['status']}" for a in m.attempts)
         con.print(f"recipe: {m.recipe}" + (f" (tried: {tried})" if tried else ""), markup=False)

@@ -17,8 +17,9 @@ from pathlib import Path
 from .calibrate import _cos, extract, fp32_net
 from .ncnn_int8 import QuantizeReport, feeds_for_ncnn, int8_net, quantize
 from .ncnn_model import NcnnModel
+from .repair import ROUNDS, Attempt, within_budget
 
-ROUNDS = 8
+__all__ = ["ROUNDS", "FallbackReport", "quantize_within"]
 
 
 @dataclass
@@ -26,6 +27,7 @@ class FallbackReport:
     report: QuantizeReport
     drop: float  # 1 - the worst output cosine, int8 vs fp32 ncnn, over the calibration samples
     rounds: list[dict] = field(default_factory=list)  # per round: layers kept float, drop
+    why: dict = field(default_factory=dict)  # layer kept float -> why
 
 
 def quantize_within(param: Path, binf: Path, out_param: Path, out_bin: Path, samples: list[dict],
@@ -34,25 +36,28 @@ def quantize_within(param: Path, binf: Path, out_param: Path, out_bin: Path, sam
     """Quantize `param`/`binf` into `out_param`/`out_bin`, keeping layers float until the drop is within
     `max_drop` (or every layer is float: then the drop is reported, and the caller's gate refuses it)."""
     model = NcnnModel.read(param, binf)
-    keep = {layer.name for layer in model.quantizable() if layer.type == "ConvolutionDepthWise"}
+    keep = {layer.name: "depthwise: slower in int8 than fp32 on x86, and the least accurate"
+            for layer in model.quantizable() if layer.type == "ConvolutionDepthWise"}
     feeds = feeds_for_ncnn(samples, input_names, drop_batch)
     fp32 = fp32_net(param, binf)
     try:
         ref = [extract(fp32, f, outputs) for f in feeds]
     finally:
         fp32.clear()
-    rounds = []
-    while True:
+
+    def attempt(kept: set) -> Attempt:
         report = quantize(param, binf, out_param, out_bin, samples, input_names, method="best",
-                          keep_float=keep, drop_batch=drop_batch, float_weights="fp16")
+                          keep_float=kept, drop_batch=drop_batch, float_weights="fp16")
         net = int8_net(out_param, out_bin)
         try:
             drop = max(1 - _cos(r[o], extract(net, f, outputs)[o]) for f, r in zip(feeds, ref) for o in outputs)
         finally:
             net.clear()
-        rounds.append({"kept_float": len(keep), "quantized": len(report.quantized), "drop": round(drop, 6)})
-        if drop <= max_drop or not report.quantized or len(rounds) >= ROUNDS:
-            return FallbackReport(report, drop, rounds)
-        ranked = sorted(report.quantized, key=lambda lr: lr.cosines.get(lr.chosen, 1.0) if lr.cosines else 1.0)
-        keep |= {lr.name for lr in ranked[:max(1, len(ranked) // 10)]}
+        return Attempt(report, drop, [lr.name for lr in report.quantized])
 
+    def rank(a: Attempt) -> list[str]:  # the layers whose own int8 output agrees least with fp32 first
+        return [lr.name for lr in sorted(a.result.quantized,
+                                         key=lambda lr: lr.cosines.get(lr.chosen, 1.0) if lr.cosines else 1.0)]
+
+    r = within_budget(attempt, rank, max_drop, keep)
+    return FallbackReport(r.result, r.drop, r.rounds, r.keep)
