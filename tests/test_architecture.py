@@ -17,7 +17,7 @@ LAYERS = [
     ("runner", ["runner"]),
     ("harness", ["harness"]),
     ("flows", ["exporter", "importer", "workflows", "fixtures"]),
-    ("pipeline", ["pipeline"]),
+    ("pipeline", ["pipeline", "mediapipe"]),
     ("front ends", ["commands", "cli", "__init__", "__main__"]),
 ]
 
