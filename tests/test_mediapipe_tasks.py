@@ -135,6 +135,19 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, argv, message):
     assert not out.exists() or not any(out.iterdir())
 
 
+def test_full_range_blazeface_is_refused_as_face_detector(tmp_path, capsys):
+    """MediaPipe's FaceDetector decodes with short-range anchors fixed in its graph (128x128, 896): the full-range
+    model (192x192, 2304 anchors) would load and give wrong boxes, so it is refused before converting."""
+    fx = MEDIAPIPE_MODELS["blazeface-full"]
+    onnx_path = mediapipe_onnx("blazeface-full", tmp_path)
+    out = tmp_path / "out"
+    code = main(["export", str(onnx_path), "--target", "mediapipe", "--task", "face_detector", "--input-shape",
+                 fx.input_shape, "--rgb", "--mean", "0.5", "--std", "0.5", "--layout", "NHWC", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "128x128 input with 896 anchors" in err and "2304" in err, err
+    assert not out.exists() or not any(out.iterdir())
+
+
 def test_task_and_target_go_together(capsys):
     fx = OCR_MODELS["ppocr-cls"]
     assert main(["export", str(fx.path), "--target", "tflite", "--task", "image_classifier"]) == 2

@@ -18,8 +18,8 @@ What is written, from the manifest's preprocessing and the model's outputs:
 - object_detector: the four post-NMS outputs of a detection-postprocess head (boxes [1, N, 4], classes [1, N],
   scores [1, N], count [1]) with labels; raw SSD heads need anchor options and are refused for now;
 - face_detector: BlazeFace's raw SSD tensors, boxes [1, A, 16] then scores [1, A, 1] (outputs reordered when the
-  model has them the other way round). MediaPipe's FaceDetector decodes them with its own fixed anchor options
-  (short-range BlazeFace's, sized to the input), so A must be that anchor count.
+  model has them the other way round). MediaPipe's FaceDetector decodes them with options fixed in its graph
+  (short-range BlazeFace's anchors for a 128x128 input), so the input must be 128x128 and A = 896.
 
 The second verification runs the artifact through the Tasks API itself (ImageClassifier / ObjectDetector /
 FaceDetector, IMAGE mode, in the child) and compares it with edgekit's runner on the same images: scores for a
@@ -190,9 +190,13 @@ def _output_shapes(model: onnx.ModelProto, spec) -> dict[str, tuple]:
     return {k: tuple(v.shape) for k, v in ref(feeds).items()}
 
 
+# mediapipe/tasks/cc/vision/face_detector/face_detector_graph.cc fixes the decoding: short-range BlazeFace's SSD
+# anchors for a 128x128 input (896), 16 coordinates (box + 6 keypoints), boxes then scores, weighted NMS
+FACE_INPUT = 128
+
+
 def face_anchor_count(size: int) -> int:
-    """How many anchors MediaPipe's FaceDetector decodes for a square input of `size` (its fixed, short-range
-    BlazeFace SSD options sized to the input)."""
+    """How many anchors short-range BlazeFace's SSD options give a square input of `size`."""
     from ..pipeline.nodes.face import SHORT_RANGE, ssd_anchors
 
     return len(ssd_anchors(**{**SHORT_RANGE, "input_size": size}))
@@ -238,11 +242,11 @@ def _plan(task, spec, pre: Preprocessing, outs: dict[str, tuple], labels) -> dic
         if len(outs) != 2 or len(boxes) != 1 or len(scores) != 1 or outs[boxes[0]][1] != outs[scores[0]][1]:
             raise EdgekitError(f"a face_detector needs BlazeFace's two raw SSD outputs, boxes and 6 keypoints "
                                f"[1, A, 16] and scores [1, A, 1]; this model has {shown}")
-        want = face_anchor_count(h) if h == w else None
-        if outs[boxes[0]][1] != want:
-            raise EdgekitError(f"MediaPipe's FaceDetector decodes a {h}x{w} input with "
-                               f"{want if want else 'square-input'} anchors (short-range BlazeFace's SSD options); "
-                               f"this model has {outs[boxes[0]][1]}")
+        want = face_anchor_count(FACE_INPUT)
+        if (h, w) != (FACE_INPUT, FACE_INPUT) or outs[boxes[0]][1] != want:
+            raise EdgekitError(f"MediaPipe's FaceDetector decodes a {FACE_INPUT}x{FACE_INPUT} input with {want} "
+                               f"anchors (short-range BlazeFace's SSD options, fixed in its graph); this model takes "
+                               f"{h}x{w} and has {outs[boxes[0]][1]}")
         if labels:
             raise EdgekitError(f"a face_detector has no labels; leave out {spell('labels', 'FILE')}")
         plan.update(api="FaceDetector", order=[boxes[0], scores[0]], roles={boxes[0]: "boxes", scores[0]: "scores"},
