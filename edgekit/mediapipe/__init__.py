@@ -13,7 +13,9 @@ MediaPipe never loaded is what this target exists to rule out.
 
 What is written, from the manifest's preprocessing and the model's outputs:
 - image input metadata: RGB and NormalizationOptions (pixel - mean) / std in 0..255 units. MediaPipe always feeds
-  RGB, so a BGR model gets its channel order reversed in front of the graph (a Gather) before conversion;
+  RGB, so a BGR model gets its channel order reversed in front of the graph (a Gather) before conversion; and
+  it takes one mean and std for all channels, so a per-channel normalisation (ImageNet's) moves into the graph
+  (Sub, Div) with metadata mean 0, std 1;
 - image_classifier: one [1, N] score output, N labels (given, or "0".."N-1") as TENSOR_AXIS_LABELS;
 - object_detector: the four post-NMS outputs of a detection-postprocess head (boxes [1, N, 4], classes [1, N],
   scores [1, N], count [1]) with labels; raw SSD heads need anchor options and are refused for now;
@@ -150,6 +152,7 @@ def export_tasks(model: str | Path, task: str, *, out: str | Path | None = None,
                                        "labels": len(plan.get("labels") or []),
                                        "min_parser_version": meta["min_parser_version"],
                                        "channel_reversed_in_graph": plan["reverse_channels"],
+                                       "normalization_in_graph": plan["normalization_in_graph"],
                                        "mediapipe_resize": plan["mediapipe_resize"]},
                           "verification": check}
         result.manifest = manifest
@@ -210,10 +213,15 @@ def _plan(task, spec, pre: Preprocessing, outs: dict[str, tuple], labels) -> dic
     reverse = pre.color == "bgr"
     if reverse:  # the Gather in front takes RGB pixels: normalise each in its RGB position
         mean, std = mean[::-1], std[::-1]
+    fold = len(set(mean)) > 1 or len(set(std)) > 1
+    if fold:  # MediaPipe takes one mean and std for all channels ("Per-channel image normalization is not
+        # available"): the graph normalises per channel itself and MediaPipe hands it 0..255 pixels
+        folded, mean, std = (mean, std), [0.0] * 3, [1.0] * 3
     rgb = dataclasses.replace(pre, color="rgb", mean=[v * scale for v in mean], std=[v * scale for v in std],
                               layout="NCHW")  # _prepare_model puts an NCHW RGB input in front
     plan = {"norm_mean": [round(v, 6) for v in mean], "norm_std": [round(v, 6) for v in std],
-            "reverse_channels": reverse, "preprocessing": rgb, "order": list(outs)}
+            "reverse_channels": reverse, "preprocessing": rgb, "order": list(outs),
+            "normalization_in_graph": folded if fold else None}
     names = list(outs)
     shown = ", ".join(f"{k} {list(v)}" for k, v in outs.items())
     if task == "image_classifier":
@@ -257,8 +265,8 @@ def _plan(task, spec, pre: Preprocessing, outs: dict[str, tuple], labels) -> dic
 def _prepare_model(model: onnx.ModelProto, plan: dict, pre: Preprocessing, path: Path) -> Path:
     """The (shape-fixed) model as MediaPipe must see it: outputs in the task's order; an NCHW image input in
     front (an NHWC model gets a Transpose after it: onnx2tf makes an NCHW input NHWC, so the TFLite file takes
-    1xHxWx3 as MediaPipe requires, where an NHWC ONNX input would come out 1xHx3xW); and for a BGR model a
-    channel reversal before that (MediaPipe feeds RGB)."""
+    1xHxWx3 as MediaPipe requires, where an NHWC ONNX input would come out 1xHx3xW); before that, for a BGR
+    model a channel reversal (MediaPipe feeds RGB), and first a per-channel normalisation MediaPipe cannot do."""
     m = onnx.ModelProto()
     m.CopyFrom(model)
     by_name = {o.name: o for o in m.graph.output}
@@ -267,6 +275,13 @@ def _prepare_model(model: onnx.ModelProto, plan: dict, pre: Preprocessing, path:
     m.graph.output.extend(order)
     x = m.graph.input[0]
     front, name = [], x.name
+    if plan["normalization_in_graph"]:  # per-channel (x - mean) / std on 0..255 RGB pixels, before any swap
+        for op, vals in zip(("Sub", "Div"), plan["normalization_in_graph"]):
+            c = onnx.helper.make_tensor(f"{x.name}__{op.lower()}", onnx.TensorProto.FLOAT, [1, 3, 1, 1], vals)
+            m.graph.initializer.append(c)
+            front.append(onnx.helper.make_node(op, [name, c.name], [f"{x.name}__{op.lower()}ed"],
+                                               name=f"edgekit_normalize_{op.lower()}"))
+            name = f"{x.name}__{op.lower()}ed"
     if plan["reverse_channels"]:
         idx = onnx.helper.make_tensor(f"{x.name}__bgr_index", onnx.TensorProto.INT64, [3], [2, 1, 0])
         m.graph.initializer.append(idx)
