@@ -123,6 +123,7 @@ class Manifest:
     preprocessing: Preprocessing | None = None
     labels: list[str] | None = None
     verification: Verification | None = None
+    tasks: dict | None = None  # --target mediapipe: the Tasks metadata written and the check through MediaPipe
     checksums: dict = field(default_factory=dict)  # role -> sha256 of the file, checked on every load
     created: str = ""
     schema: int = SCHEMA_VERSION

@@ -17,7 +17,7 @@ LAYERS = [
     ("runner", ["runner"]),
     ("harness", ["harness"]),
     ("flows", ["exporter", "importer", "workflows", "fixtures", "bundle"]),
-    ("pipeline", ["pipeline"]),
+    ("pipeline", ["pipeline", "mediapipe"]),
     ("apps", ["apps"]),
     ("front ends", ["commands", "cli", "__init__", "__main__"]),
 ]

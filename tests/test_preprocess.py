@@ -100,10 +100,16 @@ def test_one_image_one_tensor_on_every_path(tmp_path, image, resize, color, layo
         assert np.array_equal(x, first), path
     # Written out independently of edgekit.preprocess: where the 45x70 picture lands in the 24x40 input, its
     # pixels there, and the padding around it (black before normalising, or 0 after it for text lines).
-    x0, nw = {"stretch": (0, 40), "letterbox": (1, 37), "keep-ratio-pad-right": (0, 38)}[resize]
+    x0, nw = {"stretch": (0, 40), "letterbox": (1, 38), "keep-ratio-pad-right": (0, 38)}[resize]
     hwc = first[0] if layout == "NHWC" else first[0].transpose(1, 2, 0)
     frame = cv2.imread(str(image))
-    px = cv2.resize(frame if color == "bgr" else frame[..., ::-1].copy(), (nw, H), interpolation=cv2.INTER_LINEAR)
+    frame = frame if color == "bgr" else frame[..., ::-1].copy()
+    if resize == "letterbox":  # MediaPipe's sampling: frame pixel x -> x * s + pad, corner-aligned (warpAffine)
+        s = min(W / frame.shape[1], H / frame.shape[0])
+        m = np.float32([[s, 0, (W - frame.shape[1] * s) / 2], [0, s, (H - frame.shape[0] * s) / 2]])
+        px = cv2.warpAffine(frame, m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)[:, x0:x0 + nw]
+    else:
+        px = cv2.resize(frame, (nw, H), interpolation=cv2.INTER_LINEAR)
     expected = (px.astype(np.float32) / np.float32(255) - np.float32(pre.mean)) / np.float32(pre.std)
     assert np.allclose(hwc[:, x0:x0 + nw], expected, atol=1e-5)
     pad = -np.float32(pre.mean) / np.float32(pre.std) if resize == "letterbox" else 0.0

@@ -13,5 +13,8 @@ python3 -m pip install --disable-pip-version-check -q --no-deps "pnnx==20261020"
 # PP-OCRv6 det/rec (the conversion corpus, the OCR app's v6 graph): rapidocr ships them; its own dependencies are
 # not needed to read them
 case ",${extras}," in *,test,*|*,demo,*) python3 -m pip install --disable-pip-version-check -q --no-deps "rapidocr==3.10.0";; esac
+# MediaPipe Tasks (--target mediapipe): without its dependencies, which would add opencv-contrib-python beside
+# opencv-python (both are cv2); the `mediapipe` extra holds what it needs at run time
+case ",${extras}," in *,test,*|*,mediapipe,*) python3 -m pip install --disable-pip-version-check -q --no-deps "mediapipe==1.2.3";; esac
 python3 -c "import edgekit, onnxruntime, ncnn, MNN, openvino, ai_edge_litert" >/dev/null 2>&1 \
   && echo "edgekit installed with all backends" || { echo "install incomplete" >&2; exit 1; }

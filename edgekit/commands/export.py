@@ -1,4 +1,5 @@
-"""`edgekit export MODEL.onnx --target ncnn|mnn|tflite|openvino|LIST|all|PROFILE`."""
+"""`edgekit export MODEL.onnx --target ncnn|mnn|tflite|openvino|LIST|all|PROFILE`, and
+`--target mediapipe --task TASK` (a MediaPipe Tasks-ready .tflite: edgekit/mediapipe)."""
 from __future__ import annotations
 
 import json
@@ -14,7 +15,11 @@ def register(sub) -> None:
     p.add_argument("model", help="the ONNX model")
     p.add_argument("--target", "-t", default="all",
                    help="a format (ncnn, mnn, tflite, openvino, onnx), a comma list, 'all', or a device profile "
-                        "(see `edgekit targets`); default: all")
+                        "(see `edgekit targets`); or 'mediapipe' with --task: a .tflite MediaPipe Tasks loads; "
+                        "default: all")
+    p.add_argument("--task", default=None, metavar="TASK",
+                   help="with --target mediapipe: image_classifier, object_detector or face_detector (the metadata "
+                        "written and the Tasks API it is checked with; needs the `mediapipe` extra)")
     p.add_argument("--out", "-o", default=None, help="folder for the artifacts (default: the current folder); "
                    "each format goes to OUT/<model>_<format>/")
     p.add_argument("--input-shape", action="append", default=[], metavar="NAME:1x3x48x192", dest="input_shapes",
@@ -63,9 +68,24 @@ def main(args) -> int:
         if not Path(args.labels).is_file():
             raise EdgekitError(f"{args.labels}: no such labels file")
         labels = [line.strip() for line in Path(args.labels).read_text().splitlines() if line.strip()]
+    if (args.target == "mediapipe") != (args.task is not None):
+        raise EdgekitError("--task goes with --target mediapipe (a MediaPipe Tasks model), and that target needs "
+                           "--task image_classifier|object_detector|face_detector")
+    if args.target == "mediapipe":
+        from ..mediapipe import export_tasks
+
+        unused = [flag for flag, given in (("--precision", args.precision not in (None, "fp32")),
+                                           ("--dynamic", args.dynamic), ("--calib", args.calib),
+                                           ("--const", args.const), ("--recipe", args.recipe)) if given]
+        if unused:
+            raise EdgekitError(f"--target mediapipe exports an fp32 TFLite model with static shapes; leave out "
+                               f"{', '.join(unused)}")
+
+        export = export_tasks
     with status("preparing") as update:
         results = call_with(export, args, preprocessing=preprocessing_from_args(args), labels=labels,
                             progress=lambda fmt, stage: update(f"[{fmt}] {stage}"))
+    results = results if isinstance(results, list) else [results]
     print_results(results, Path(args.model).name)
     if args.json:
         from ..fsutil import atomic_write_text
@@ -120,6 +140,13 @@ def print_results(results, model_name: str) -> None:
                 for o in v.outputs:
                     con.print(f"  {r.format} {escape(o.name)}: cosine {fmt_float(o.cosine)} "
                               f"max abs {fmt_float(o.max_abs)}")
+    for r in results:
+        t = r.manifest.tasks if r.manifest else None
+        if t:
+            v = t["verification"]
+            con.print(f"  MediaPipe Tasks {t['api']} (mediapipe {t['mediapipe']}): "
+                      f"{'agrees' if v['passed'] else 'DISAGREES'} with edgekit on {v['images']} image(s) "
+                      f"({v['criterion']})", markup=False)
     first = next((r for r in results if r.manifest and r.manifest.verification), None)
     if first:
         con.print(f"verified on: {first.manifest.verification.inputs}", markup=False)
