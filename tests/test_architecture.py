@@ -16,7 +16,7 @@ LAYERS = [
     ("backends", ["backends", "targets", "quantize"]),
     ("runner", ["runner"]),
     ("harness", ["harness"]),
-    ("flows", ["exporter", "importer", "workflows", "fixtures"]),
+    ("flows", ["exporter", "importer", "workflows", "fixtures", "remote"]),
     ("pipeline", ["pipeline"]),
     ("front ends", ["commands", "cli", "__init__", "__main__"]),
 ]
