@@ -28,7 +28,8 @@ class Sshd:
     """`folder` holds everything; `inside` is how sshd sees `folder` (a chroot's view) and `launch` the
     command prefix that starts it there (nothing for the host)."""
 
-    def __init__(self, folder: Path, client_pub: Path, inside: str | None = None, launch: list[str] | None = None):
+    def __init__(self, folder: Path, client_pub: Path, inside: str | None = None, launch: list[str] | None = None,
+                 extra: str = ""):
         self.folder, self.inside = folder, inside or str(folder)
         self.launch = launch or []
         folder.mkdir(parents=True, exist_ok=True)
@@ -41,7 +42,7 @@ class Sshd:
             f"AuthorizedKeysFile {inside}/authorized_keys\nPidFile {inside}/sshd.pid\n"
             "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
             "PermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\nLogLevel ERROR\n"
-            "MaxStartups 50\n")
+            "MaxStartups 50\n" + extra)
         self.proc = None
 
     def host_key_line(self) -> str:
