@@ -12,8 +12,11 @@ set -euo pipefail
 cache="${EDGEKIT_ARM64_CACHE:-/var/cache/edgekit-arm64}"
 root="$cache/rootfs-bookworm"
 mirror="${EDGEKIT_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-# the runtime wheels a Pi gets from PyPI for cp311/aarch64 (measured: all exist; see README "On a Raspberry Pi")
-wheels=(numpy ncnn onnxruntime MNN ai-edge-litert opencv-python-headless)
+# The runtime wheels a Pi gets from PyPI for cp311/aarch64, pinned as the raspberry-pi profiles pin them (targets/;
+# measured: all exist as aarch64 wheels; psutil 5.9.5 has none, 6.1.1 has). Installed into /opt/venv at build
+# time: it proves they install and import, and it fills pip's cache (the cache folder's) for the tests' venvs.
+wheels=(${EDGEKIT_ARM64_WHEELS:-numpy==1.26.4 ncnn==1.0.20261020 onnxruntime==1.23.0 MNN==3.6.1 ai-edge-litert==2.1.0
+        opencv-python-headless==4.11.0.86 onnx==1.19.1 psutil==6.1.1 rich==15.0.0 pyyaml==6.0.2})
 
 die() { echo "arm64_rootfs: $*" >&2; exit 2; }
 
@@ -84,7 +87,8 @@ build() {
   trap umount_all EXIT
   mount_all
   if [ ! -e "$root/.venv-done" ]; then
-    inside cortex-a72 "python3 -m venv /opt/venv && /opt/venv/bin/pip install -q --upgrade pip wheel"
+    rm -rf "$root/opt/venv"  # a build stopped half-way starts its venv again
+    inside cortex-a72 "python3 -m venv /opt/venv"
     # pip's cache lives in the cache folder (bind-mounted), so a rebuild re-downloads nothing
     inside cortex-a72 "pip install ${wheels[*]}"
     touch "$root/.venv-done"
