@@ -9,7 +9,7 @@ The public functions are the library's own (real signatures, `help(edgekit.expor
 so that `import edgekit` stays cheap: the runtimes and converters load only when a function needs them."""
 from .version import __version__
 
-__all__ = ["bench", "check", "export", "import_tflite", "load", "__version__"]
+__all__ = ["bench", "bundle", "check", "export", "import_tflite", "load", "verify", "__version__"]
 
 # public name -> (module, attribute)
 _PUBLIC = {
@@ -18,6 +18,8 @@ _PUBLIC = {
     "check": ("edgekit.harness.check", "check"),
     "bench": ("edgekit.workflows", "bench"),
     "import_tflite": ("edgekit.importer", "import_tflite"),
+    "bundle": ("edgekit.bundle", "make_bundle"),
+    "verify": ("edgekit.bundle", "verify_bundle"),
 }
 
 

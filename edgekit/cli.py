@@ -23,6 +23,8 @@ COMMAND_MODULES = [
     "edgekit.commands.demo",
     "edgekit.commands.pipeline",
     "edgekit.commands.bench",
+    "edgekit.commands.bundle",
+    "edgekit.commands.verify",
 ]
 
 

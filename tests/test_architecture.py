@@ -16,7 +16,7 @@ LAYERS = [
     ("backends", ["backends", "targets", "quantize"]),
     ("runner", ["runner"]),
     ("harness", ["harness"]),
-    ("flows", ["exporter", "importer", "workflows", "fixtures", "remote"]),
+    ("flows", ["exporter", "importer", "workflows", "fixtures", "bundle", "remote"]),
     ("pipeline", ["pipeline"]),
     ("front ends", ["commands", "cli", "__init__", "__main__"]),
 ]

@@ -85,9 +85,8 @@ def arm64():
 def host_bundles(tmp_path_factory, ocr_exports, text_images):
     """On the host: PP-OCR cls (the session's export) and BlazeFace exported to ncnn, MNN, TFLite and ONNX at
     fp32 and bundled for the Raspberry Pi 5; ncnn fp16 of both in a second bundle."""
-    from edgekit.bundle import make_bundle
-
     import edgekit
+    from edgekit.bundle import make_bundle
     from edgekit.fixtures import MEDIAPIPE_MODELS, OCR_MODELS, mediapipe_onnx, write_face_images
 
     out = tmp_path_factory.mktemp("arm64_exports")

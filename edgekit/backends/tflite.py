@@ -11,18 +11,51 @@ import sys
 
 import numpy as np
 
-from ..errors import ConversionError
+from ..errors import BackendMissing, ConversionError
 from ..manifest import Precision, TensorSpec
 from ..subproc import run_tool, tail
 from .base import Backend, Converted, Recipe, Runner, dist_version, restore_output
 
 CALIBRATION_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
+# The TFLite interpreters a runner can use, best first: LiteRT, then tflite-runtime (the same Interpreter API; the
+# wheel older device images ship, on PyPI up to cp311). EDGEKIT_TFLITE_RUNTIME=<distribution> picks one.
+INTERPRETERS = (("ai_edge_litert.interpreter", "ai-edge-litert"), ("tflite_runtime.interpreter", "tflite-runtime"))
+RUNTIME_ENV = "EDGEKIT_TFLITE_RUNTIME"
+
+
+def interpreter_choice(candidates=INTERPRETERS) -> tuple[str, str] | None:
+    """(module, distribution) of the first installed interpreter in `candidates` (or the one RUNTIME_ENV names,
+    when it is installed); None when there is none. Checked with find_spec: nothing is imported."""
+    import importlib.util
+    import os
+
+    wanted = os.environ.get(RUNTIME_ENV, "").strip()
+    if wanted:
+        candidates = [c for c in candidates if wanted in c]
+    for module, dist in candidates:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:  # the parent package is missing
+            found = False
+        if found:
+            return module, dist
+    return None
+
+
+def interpreter_class(candidates=INTERPRETERS):
+    """The Interpreter class of the chosen runtime, and its distribution name."""
+    import importlib
+
+    choice = interpreter_choice(candidates)
+    if choice is None:
+        raise BackendMissing("tflite", "LiteRT (ai-edge-litert) or tflite-runtime", BACKEND.install_hint())
+    return importlib.import_module(choice[0]).Interpreter, choice[1]
 
 
 class TfliteRunner(Runner):
     def __init__(self, manifest, folder, threads):
         super().__init__(manifest, folder, threads)
-        from ai_edge_litert.interpreter import Interpreter
+        Interpreter, self.interpreter_dist = interpreter_class()
 
         path = manifest.file(folder, "model")
         try:
@@ -30,7 +63,7 @@ class TfliteRunner(Runner):
             self.interpreter.allocate_tensors()
         except (RuntimeError, ValueError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ConversionError("tflite", f"LiteRT cannot load {path.name}: {first[:300]}") from None
+            raise ConversionError("tflite", f"{self.interpreter_dist} cannot load {path.name}: {first[:300]}") from None
         ins = {d["name"]: d["index"] for d in self.interpreter.get_input_details()}
         outs = {d["name"]: d["index"] for d in self.interpreter.get_output_details()}
         self._in = [(s, ins[s.backend_name]) for s in self.inputs]
@@ -45,6 +78,9 @@ class TfliteRunner(Runner):
             it.set_tensor(index, arr)
         it.invoke()
         return {spec.name: restore_output(it.get_tensor(index), spec, "tflite") for spec, index in self._out}
+
+    def settings(self) -> dict:
+        return {**super().settings(), "interpreter": self.interpreter_dist}
 
     def close(self):
         self.interpreter = None
@@ -66,9 +102,8 @@ class TfliteBackend(Backend):
     name = "tflite"
     runtime = "onnx2tf + LiteRT"
     extra = "tflite"
-    requires = ("ai_edge_litert",)
-    converter_requires = ("onnx2tf", "tensorflow")
-    runtime_modules = ("ai_edge_litert.interpreter",)
+    requires = ("ai_edge_litert",)  # or tflite_runtime: see available()
+    converter_requires = ("onnx2tf", "tensorflow", "ai_edge_litert")
     # onnx2tf rejects onnxslim's `@` node names; reshape-static folds shape-computed Reshapes it mistranslates
     passes = ("simplify", "sanitize-names", "reshape-static")
     extra_rungs = (Recipe("rewrites", (*passes, "rnn-unroll", "dequantize-dynamic", "erf-gelu"), (),
@@ -80,8 +115,26 @@ class TfliteBackend(Backend):
     dynamic = False
     dynamic_why = "onnx2tf needs static input shapes to lay out NHWC and fold shape computations"
 
+    @property
+    def runtime_modules(self):
+        choice = interpreter_choice()
+        return (choice[0],) if choice else INTERPRETERS[0][:1]
+
+    def available(self, convert: bool = False) -> bool:
+        """Running needs one interpreter (LiteRT or tflite-runtime); converting needs onnx2tf, TensorFlow and
+        LiteRT (the converter checks its output with LiteRT)."""
+        if convert:
+            return super().available(convert=True)
+        return interpreter_choice() is not None
+
+    def install_hint(self) -> str:
+        return "pip install 'edgekit[tflite]' (a device needs only ai-edge-litert, or tflite-runtime)"
+
     def versions(self):
-        return {k: dist_version(k) for k in ("onnx2tf", "tensorflow", "ai-edge-litert")}
+        found = {k: dist_version(k) for k in ("onnx2tf", "tensorflow", "ai-edge-litert")}
+        if dist_version("tflite-runtime"):
+            found["tflite-runtime"] = dist_version("tflite-runtime")
+        return found
 
     def convert(self, onnx_path, outdir, inputs, outputs, options):
         work = options.workdir

@@ -12,7 +12,7 @@ def register(sub) -> None:
         "--target, export MODEL.onnx to every format of the target, check each against ONNX Runtime, and "
         "benchmark them all in one table. Methodology: docs/bench.md. Exit 0 on success, 1 when an artifact "
         "failed to convert/verify/run, 2 for bad input.")
-    p.add_argument("artifacts", nargs="+", metavar="ARTIFACT", help="artifact folders or .onnx files "
+    p.add_argument("artifacts", nargs="+", metavar="ARTIFACT", help="artifact folders, bundles or .onnx files "
                    "(with --target: one MODEL.onnx)")
     p.add_argument("--target", "-t", default=None, help="one-shot: export to this target first (a format, a comma "
                    "list, 'all', or a device profile)")
@@ -54,6 +54,10 @@ def main(args) -> int:
     from ..workflows import bench
 
     check_output_files(args, ("json", "markdown", "html"))
+    if not args.target:  # a bundle (edgekit bundle) stands for its artifacts, checked against its hashes first
+        from ..bundle import expand_bundles
+
+        args.artifacts = expand_bundles(args.artifacts)
     with status("preparing") as update:
         report = call_with(bench, args, preprocessing=preprocessing_from_args(args),
                            progress=(lambda msg: None) if args.quiet else update)
