@@ -16,7 +16,8 @@ mirror="${EDGEKIT_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 # measured: all exist as aarch64 wheels; psutil 5.9.5 has none, 6.1.1 has). Installed into /opt/venv at build
 # time: it proves they install and import, and it fills pip's cache (the cache folder's) for the tests' venvs.
 wheels=(${EDGEKIT_ARM64_WHEELS:-numpy==1.26.4 ncnn==1.0.20261020 onnxruntime==1.23.0 MNN==3.6.1 ai-edge-litert==2.1.0
-        opencv-python-headless==4.11.0.86 onnx==1.19.1 psutil==6.1.1 rich==15.0.0 pyyaml==6.0.2})
+        opencv-python-headless==4.11.0.86 onnx==1.19.1 psutil==6.1.1 rich==15.0.0 pyyaml==6.0.2
+        pyclipper==1.3.0.post6 shapely==2.1.1})
 
 die() { echo "arm64_rootfs: $*" >&2; exit 2; }
 
@@ -48,7 +49,10 @@ mount_all() {
     mountpoint -q "$root/work" && umount "$root/work"
     mount --bind "$EDGEKIT_ARM64_SHARE" "$root/work"
   fi
+  # the host's network set-up: its resolver, and the certificates it trusts (a proxy's own CA, where the host's
+  # network has one: pip inside then trusts what pip on the host trusts)
   cp -L /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+  cp -L "${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}" "$root/etc/ssl/host-ca-certificates.crt" 2>/dev/null || true
 }
 
 umount_all() {
@@ -59,9 +63,15 @@ umount_all() {
 
 inside() {  # inside CPU CMD: run bash -c CMD in the chroot
   local cpu="$1"; shift
+  local net=()
+  [ -f "$root/etc/ssl/host-ca-certificates.crt" ] && net+=(PIP_CERT=/etc/ssl/host-ca-certificates.crt
+                                                            SSL_CERT_FILE=/etc/ssl/host-ca-certificates.crt)
+  for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY PIP_INDEX_URL PIP_DEFAULT_TIMEOUT; do
+    [ -n "${!v:-}" ] && net+=("$v=${!v}")
+  done
   if [ "$binfmt" = 1 ]; then
     env -i QEMU_CPU="$cpu" HOME=/root PATH=/opt/venv/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
-      PIP_DISABLE_PIP_VERSION_CHECK=1 chroot "$root" /bin/bash -c "$*"
+      PIP_DISABLE_PIP_VERSION_CHECK=1 "${net[@]}" chroot "$root" /bin/bash -c "$*"
   else
     cp /usr/bin/qemu-aarch64-static "$root/usr/bin/"
     env -i HOME=/root PATH=/opt/venv/bin:/usr/bin:/bin LANG=C.UTF-8 \
@@ -70,6 +80,9 @@ inside() {  # inside CPU CMD: run bash -c CMD in the chroot
 }
 
 build() {
+  mkdir -p "$cache"
+  exec 9>"$cache/.build.lock"
+  flock 9  # one build at a time; a second waits, then finds the work done
   ensure_binfmt
   [ "$binfmt" = 1 ] || die "binfmt_misc is not available here (mount -t binfmt_misc failed): debootstrap's second stage needs it"
   command -v debootstrap >/dev/null || die "debootstrap missing: apt-get install -y debootstrap"
