@@ -38,6 +38,18 @@ def strip_remote_args(argv: list[str]) -> list[str]:
     return out
 
 
+def strip_option(argv: list[str], option: str) -> list[str]:
+    out, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == option:
+            skip = True
+        elif not item.startswith(option + "="):
+            out.append(item)
+    return out
+
+
 def main(args, argv: list[str]) -> int:
     from ..errors import EdgekitError
     from ..fsutil import atomic_write_text, check_output_files
@@ -65,7 +77,8 @@ def main(args, argv: list[str]) -> int:
             raise DeviceError(result.error)
         return result.exit_code
     devices = fleet_mod.load(args.fleet)
-    results = fleet_mod.run_fleet(devices, job_argv)
+    # --json is the merged document here; each device's own comes back inside it
+    results = fleet_mod.run_fleet(devices, strip_option(job_argv, "--json"))
     merged = fleet_mod.rows(results)
     print_fleet(merged, con)
     if getattr(args, "json", None):
