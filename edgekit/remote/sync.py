@@ -1,7 +1,7 @@
 """Copy a local folder (or file) to a device, content-addressed: the device keeps a hash manifest beside the copy
-(`.edgekit-sync.json`, relative path -> sha256) and only files whose hash changed are sent, each to a temporary
-name renamed into place. `edgekit verify` rechecks every file's hash on the device, so a copy edited there is
-caught, not trusted."""
+(`<copy>.edgekit-sync.json`, relative path -> sha256; not inside it: a bundle holds only its own files) and only
+files whose hash changed are sent, each to a temporary name renamed into place. `edgekit verify` rechecks every
+file's hash on the device, so a copy edited there is caught, not trusted."""
 from __future__ import annotations
 
 import hashlib
@@ -65,7 +65,7 @@ def push(sftp, path: Path, remote_root: str) -> Pushed:
     dest = posixpath.join(remote_root, remote_name(path))
     makedirs(sftp, dest)
     try:
-        with sftp.open(posixpath.join(dest, MANIFEST), "r") as f:
+        with sftp.open(dest + MANIFEST, "r") as f:
             had = json.loads(f.read().decode())
         if not isinstance(had, dict):
             had = {}
@@ -90,10 +90,10 @@ def push(sftp, path: Path, remote_root: str) -> Pushed:
             out.removed += 1
         except OSError:
             pass
-    tmp = posixpath.join(dest, f"{MANIFEST}.{uuid.uuid4().hex[:8]}.part")
+    tmp = f"{dest}{MANIFEST}.{uuid.uuid4().hex[:8]}.part"
     with sftp.open(tmp, "w") as f:
         f.write(json.dumps(now, indent=1, sort_keys=True))
-    sftp.posix_rename(tmp, posixpath.join(dest, MANIFEST))
+    sftp.posix_rename(tmp, dest + MANIFEST)
     return out
 
 
