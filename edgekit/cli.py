@@ -39,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    from .commands.fleet import REMOTE_COMMANDS, add_remote_args
+
+    for name in REMOTE_COMMANDS:  # --on ssh://... / --fleet devices.toml: the same command on the user's devices
+        if name in sub.choices:
+            add_remote_args(sub.choices[name])
     return parser
 
 
@@ -121,7 +126,12 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 scratch = run_tempdir()
             with scratch:
-                code = int(args.func(args) or 0)
+                if getattr(args, "on", None) or getattr(args, "fleet", None):
+                    from .commands import fleet
+
+                    code = fleet.main(args, list(sys.argv[1:] if argv is None else argv))
+                else:
+                    code = int(args.func(args) or 0)
             if _received and code == 130:  # a command that caught it and stopped cleanly (pipeline): say which
                 _say(f"edgekit {args.command}: terminated by {signal.Signals(_received[0]).name}")
                 return 128 + _received[0]

@@ -16,7 +16,7 @@ LAYERS = [
     ("backends", ["backends", "targets", "quantize"]),
     ("runner", ["runner"]),
     ("harness", ["harness"]),
-    ("flows", ["exporter", "importer", "workflows", "fixtures", "bundle"]),
+    ("flows", ["exporter", "importer", "workflows", "fixtures", "bundle", "remote"]),
     ("pipeline", ["pipeline", "mediapipe"]),
     ("apps", ["apps"]),
     ("front ends", ["commands", "cli", "__init__", "__main__"]),
