@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..pipeline.nodes.face import KEYPOINTS, FaceDecoder, add_landmarks, crop_faces
-from .graphs import AppGraph, check_backend, check_frame, choose, run_images
+from .graphs import AppGraph, ModelsOwner, check_backend, check_frame, choose, run_images
 
 GRAPHS = {"short": "graph.yaml", "full": "full_range.yaml"}  # BlazeFace short range (< ~2 m), full range (< ~5 m)
 
@@ -27,7 +27,7 @@ class Face:
     KEYPOINTS = KEYPOINTS
 
 
-class FaceMesh:
+class FaceMesh(ModelsOwner):
     """`FaceMesh(backend="ncnn").process(frame_bgr) -> [Face]`, best detection first.
 
     Args:
@@ -68,14 +68,3 @@ class FaceMesh:
         return [Face(np.asarray(f["box"]), f["score"], np.asarray(f["keypoints"]), f["presence"],
                      np.asarray(f["landmarks"]) if "landmarks" in f else None)
                 for f in add_landmarks(faces, outs, affines, transforms, self.min_presence)]
-
-    def close(self) -> None:
-        for m in self.models:
-            m.close()
-        self.models = []
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -15,6 +15,23 @@ from ..resources import shipped
 WIRING = ("name", "type", "input", "inputs", "output", "outputs")
 
 
+class ModelsOwner:
+    """What FaceMesh and TextReader share: they own opened models in `self.models`, closed by close() or `with`."""
+
+    models: list
+
+    def close(self) -> None:
+        for m in self.models:
+            m.close()
+        self.models = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 class AppGraph:
     """One shipped graph file (apps/<app>/<file>): its nodes' options, by node name."""
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..pipeline.nodes.ocr import dictionary_for, orient_lines, read_lines, rotate_crop, text_boxes
-from .graphs import AppGraph, check_backend, check_frame, choose, run_images
+from .graphs import AppGraph, ModelsOwner, check_backend, check_frame, choose, run_images
 
 GRAPHS = {"v4": "graph.yaml", "v6": "v6.yaml"}
 
@@ -25,7 +25,7 @@ class TextLine:
     angle: str
 
 
-class TextReader:
+class TextReader(ModelsOwner):
     """`TextReader(backend="mnn", version="v6").process(frame_bgr) -> [TextLine]` in reading order.
 
     Args:
@@ -67,14 +67,3 @@ class TextReader:
         outs, _ = run_images(self.recognizer, crops)
         return [TextLine(ln["text"], ln["score"], np.asarray(ln["box"], np.float32), ln["angle"])
                 for ln in read_lines(outs, lines, self.chars, self.min_score)]
-
-    def close(self) -> None:
-        for m in self.models:
-            m.close()
-        self.models = []
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
