@@ -10,9 +10,12 @@
   each candidate picks it; its artifact comes from the graph's model cache).
 
 Runs are interleaved round by round (the machine is shared); the best round of each counts, and the median of
-the per-round ratios (each run against MediaPipe's best mode in the same round) is reported beside it. Reported:
-frames/s (decoding included), ratios, frames with a face, and per-frame box IoU with MediaPipe's VIDEO mode on
-every frame both detect a face. Goal: edgekit >= 1.3x at IoU >= 0.9.
+the per-round ratios (each run against MediaPipe's best mode in the same round) is reported beside it. Speed is
+frames with a result per second, decoding included ("processed/s"): LIVE_STREAM reads frames faster than it
+detects and drops the ones that arrive while it is busy, so its read rate ("read/s", also reported) would credit
+it with work it skipped. Reported besides: ratios, frames with a face, and per-frame box IoU with MediaPipe's
+VIDEO mode on every frame both detect a face. Goal: edgekit >= 1.3x at IoU >= 0.9. On a shared machine, run it
+at a raised priority (`nice -n -10`, as root) so that every run sees the same, quieter machine.
 
     python benchmarks/vs_mediapipe.py --frames 300 --rounds 3 --json benchmarks/results/vs_mediapipe.json
 """
@@ -35,7 +38,8 @@ STEP_MS = 33  # frame n has timestamp n * 33 ms (30 frames/s), so a LIVE_STREAM 
 
 
 def mediapipe_worker(model: str, video: str, mode: str, out: str) -> None:
-    """Child: MediaPipe FaceDetector over the video in `mode`; writes {"fps", "frames", "boxes"} to `out`."""
+    """Child: MediaPipe FaceDetector over the video in `mode`; writes {"fps" (frames with a result per second),
+    "read_fps", "frames", "results", "boxes"} to `out`."""
     sys.modules["tensorflow"] = None  # mediapipe's metadata module would import it (20 s) only to open files
     import cv2
     import mediapipe as mp
@@ -72,7 +76,7 @@ def mediapipe_worker(model: str, video: str, mode: str, out: str) -> None:
             while (n - 1) not in boxes and time.perf_counter() < deadline:
                 time.sleep(0.001)
         dt = time.perf_counter() - t0
-    Path(out).write_text(json.dumps({"fps": n / dt, "frames": n, "results": len(boxes),
+    Path(out).write_text(json.dumps({"fps": len(boxes) / dt, "read_fps": n / dt, "frames": n, "results": len(boxes),
                                      "boxes": {str(k): v for k, v in boxes.items()}}))
 
 
@@ -113,8 +117,8 @@ def run_edgekit(video: Path, work: Path, backend: str, artifact: Path | None, ca
     for line in jsonl.read_text().splitlines():
         rec = json.loads(line)
         boxes[str(rec["seq"])] = [f["box"] + [f["score"]] for f in rec.get("faces", [])]
-    return {"fps": s.fps, "fps_steady": s.steady_fps, "frames": s.frames if hasattr(s, "frames") else len(boxes),
-            "results": len(boxes), "boxes": boxes}
+    return {"fps": len(boxes) / s.seconds, "read_fps": s.frames_in / s.seconds, "fps_steady": s.steady_fps,
+            "frames": s.frames_in, "results": len(boxes), "boxes": boxes}
 
 
 def agreement(ref: dict, other: dict) -> dict:
@@ -133,50 +137,6 @@ def agreement(ref: dict, other: dict) -> dict:
     return {"frames_both_detect": both, "frames_only_mediapipe": only_ref, "frames_only_edgekit": only_other,
             "iou_min": min(ious) if ious else None, "iou_median": sorted(ious)[len(ious) // 2] if ious else None,
             "frames_iou_below_0.9": sum(v < 0.9 for v in ious)}
-
-
-def corner_aligned_agreement(video: Path, artifact: Path, ref: dict) -> dict:
-    """Diagnosis, not a second pipeline: the same artifact and the face node's decoding and weighted NMS, but
-    the letterbox sampled as MediaPipe's ImageToTensor does (cv2.warpAffine mapping frame pixel x to x * s + pad,
-    no half-pixel offset) instead of edgekit's cv2.resize (pixel centres). BlazeFace's 5x downscale aliases, so
-    the two sampling grids give the model different pixels; this shows how much of the box disagreement that is."""
-    import cv2
-    import numpy as np
-
-    import edgekit
-    from edgekit.mediapipe import match_ious
-    from edgekit.pipeline.nodes.face import SHORT_RANGE, decode, ssd_anchors, weighted_nms
-
-    runner = edgekit.load(artifact)
-    spec, pre = runner.inputs[0], runner.manifest.preprocessing
-    h, w = spec.shape[2], spec.shape[3]
-    anchors = ssd_anchors(**{**SHORT_RANGE, "input_size": h})
-    cap, n, ious, scores = cv2.VideoCapture(str(video)), 0, [], []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        fh, fw = frame.shape[:2]
-        s = min(w / fw, h / fh)
-        px, py = (w - fw * s) / 2, (h - fh * s) / 2
-        img = cv2.warpAffine(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), np.float32([[s, 0, px], [0, s, py]]), (w, h),
-                             flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        x = ((img.astype(np.float32) * np.float32(pre.scale) - np.float32(pre.mean)) / np.float32(pre.std))
-        outs = runner({spec.name: np.ascontiguousarray(x.transpose(2, 0, 1)[None])})
-        raw = sorted(outs.values(), key=lambda a: a.shape[-1])
-        boxes, sc = decode(raw[-1], raw[0], anchors, h, MIN_SCORE)
-        faces = [((pts[:2].reshape(-1) * [w, h, w, h] - [px, py, px, py]) / s, score)
-                 for pts, score in weighted_nms(boxes, sc, NMS)]
-        theirs = ref.get(str(n))
-        if faces and theirs:
-            ious += match_ious([theirs[0][:4]], [f[0].tolist() for f in faces])
-            scores.append(abs(theirs[0][4] - faces[0][1]))
-        n += 1
-    runner.close()
-    return {"frames_both_detect": len(ious), "iou_min": round(min(ious), 4) if ious else None,
-            "iou_median": round(sorted(ious)[len(ious) // 2], 4) if ious else None,
-            "frames_iou_below_0.9": sum(v < 0.9 for v in ious),
-            "max_score_difference": round(max(scores), 4) if scores else None}
 
 
 def main(argv=None) -> int:
@@ -250,7 +210,8 @@ def main(argv=None) -> int:
         # paired per round (the runs of one round saw about the same machine): this run / MediaPipe's best mode
         paired = sorted(x["fps"] / max(m1["fps"], m2["fps"]) for x, m1, m2 in
                         zip(runs[k], runs["mediapipe_video"], runs["mediapipe_live_stream"]))
-        rows[k] = {"fps": round(v["fps"], 1), "fps_rounds": [round(x["fps"], 1) for x in runs[k]],
+        rows[k] = {"fps": round(v["fps"], 1), "read_fps": round(v["read_fps"], 1),
+                   "fps_rounds": [round(x["fps"], 1) for x in runs[k]],
                    "fps_median": round(sorted(x["fps"] for x in runs[k])[len(runs[k]) // 2], 1),
                    "ratio_to_mediapipe_best": round(v["fps"] / mp_best, 2),
                    "ratio_per_round_median": round(paired[len(paired) // 2], 2),
@@ -266,19 +227,15 @@ def main(argv=None) -> int:
               "host": {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version()},
               "versions": {"edgekit": edgekit.__version__, "mediapipe": _version("mediapipe"),
                            "ai-edge-litert": _version("ai-edge-litert")}}
-    report["diagnosis"] = {
-        "edgekit_tflite_with_mediapipe_letterbox_sampling": corner_aligned_agreement(video, artifact, ref),
-        "note": "the same artifact, decoding and weighted NMS with the letterbox sampled as MediaPipe does "
-                "(warpAffine, corner-aligned) instead of edgekit.preprocess's cv2.resize (pixel centres)"}
-    print(f"\n{'run':24} {'frames/s':>9} {'x MP best':>9} {'x paired':>9} {'faces':>6} {'IoU min':>8} {'IoU<0.9':>8}")
+    print(f"\n{'run':24} {'processed/s':>11} {'read/s':>7} {'x MP best':>9} {'x paired':>9} {'faces':>6} "
+          f"{'IoU min':>8} {'IoU<0.9':>8}")
     for k, v in rows.items():
         ag = v.get("agreement_with_mediapipe_video", {})
         iou = ag.get("iou_min")
-        print(f"{k:24} {v['fps']:9.1f} {v['ratio_to_mediapipe_best']:9.2f} {v['ratio_per_round_median']:9.2f} "
+        print(f"{k:24} {v['fps']:11.1f} {v['read_fps']:7.1f} {v['ratio_to_mediapipe_best']:9.2f} "
+              f"{v['ratio_per_round_median']:9.2f} "
               f"{v['frames_with_face']:6d} "
               f"{'-' if iou is None else iou:>8} {ag.get('frames_iou_below_0.9', '-'):>8}")
-    diag = report["diagnosis"]["edgekit_tflite_with_mediapipe_letterbox_sampling"]
-    print(f"diagnosis, edgekit_tflite with MediaPipe's letterbox sampling: {diag}")
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps(report, indent=2) + "\n")
