@@ -24,6 +24,7 @@ from .errors import EdgekitError, ModelError
 from .fsutil import atomic_dir, check_destination, check_writable_dir, sha256
 from .harness import compare
 from .harness import inputs as inputs_mod
+from .harness.quantized_source import float_rewrite, is_dynamically_quantized
 from .harness.reference import freeze
 from .manifest import Manifest, OutputCheck, Preprocessing, TensorSpec, Verification, file_checksums
 from .onnx import inspect
@@ -119,66 +120,16 @@ class ExportJob:
         """One rung's verification tolerance: the export's, or for a dynamically quantized source that widened
         by the source's own quantization gap (compare.quantization_allowance), k = 1 when the rung's model is
         all float (dequantize-dynamic rewrote every quantized op), 2 when the backend runs quantized ops."""
-        if not _dynamic_quant_ops(self.fixed):
+        if not is_dynamically_quantized(self.fixed):
             return self.tolerances
         if self.quantization is None:
-            self.quantization = _quantization_gap(self.fixed, self.reference.samples)
+            self.quantization = float_rewrite(self.fixed, self.reference.samples)
         floats, steps = self.quantization
         if floats is None:
             return self.tolerances
         model = onnx.load(str(model_path), load_external_data=False)
-        k = 2 if _dynamic_quant_ops(model) else 1
+        k = 2 if is_dynamically_quantized(model) else 1
         return compare.quantization_allowance(self.tolerances, self.reference.outputs, floats, k, steps)
-
-
-DYNAMIC_QUANT_OPS = ("DynamicQuantizeLinear", "DynamicQuantizeLSTM", "DynamicQuantizeMatMul", "MatMulInteger",
-                     "ConvInteger")
-
-
-def _dynamic_quant_ops(model: onnx.ModelProto) -> bool:
-    return any(n.op_type in DYNAMIC_QUANT_OPS for n in model.graph.node)
-
-
-def _quantization_gap(fixed: onnx.ModelProto, samples: list[dict]) -> tuple[list[dict] | None, dict]:
-    """ONNX Runtime on the source's float rewrite (dequantize-dynamic: weights dequantized exactly) for the
-    verification samples, and the largest activation step each DynamicQuantizeLinear takes on them (its
-    y_scale, exposed as an extra output of the quantized source). (None, {}) when the rewrite changes nothing
-    or ONNX Runtime cannot run it."""
-    from .onnx.passes import dequantize_dynamic
-
-    copy = onnx.ModelProto()
-    copy.CopyFrom(fixed)
-    model, changed = dequantize_dynamic.run(copy)
-    if not changed:
-        return None, {}
-    try:
-        runner = reference_runner(model)
-        try:
-            floats = [runner(f) for f in samples]
-        finally:
-            runner.close()
-    except EdgekitError:
-        return None, {}
-    probe = onnx.ModelProto()
-    probe.CopyFrom(fixed)
-    scales = {n.output[1]: n.name or n.output[0] for n in probe.graph.node
-              if n.op_type == "DynamicQuantizeLinear" and len(n.output) > 1}
-    outputs = {o.name for o in probe.graph.output}
-    probe.graph.output.extend(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, [])
-                              for name in scales if name not in outputs)
-    steps: dict[str, float] = {}
-    try:
-        runner = reference_runner(probe)
-        try:
-            for f in samples:
-                got = runner(f)
-                for name, node in scales.items():
-                    steps[node] = max(steps.get(node, 0.0), float(np.max(got[name])))
-        finally:
-            runner.close()
-    except Exception:  # the steps only explain the allowance; the gap above is what sets it
-        steps = {}
-    return floats, steps
 
 
 def export(model: str | Path, target: str = "all", *, out: str | Path | None = None,

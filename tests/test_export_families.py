@@ -127,6 +127,9 @@ def test_a_dynamically_quantized_encoder_is_judged_by_its_own_quantization_step(
         assert 1e-4 < atol < 0.1 and v.tolerances["default"]["atol"] == 1e-4  # widened, from the default
         assert min(o.cosine for o in v.outputs) >= v.tolerances["cos"]["logits"] > 0.99
     assert results["ncnn"].recipe == "rewrites" and results["mnn"].recipe == "rewrites"
+    # `check` judges them as export did: the same allowance, measured again on its own inputs
+    report = edgekit.check([r.path for r in results.values()], data=[str(tmp_path / "data")])
+    assert report.passed, report.to_dict()
 
 
 def test_a_float_model_keeps_the_plain_fp32_tolerance(tmp_path):

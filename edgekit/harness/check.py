@@ -16,7 +16,8 @@ from ..runner import reference as reference_runner
 from ..version import __version__
 from . import inputs as inputs_mod
 from .bisect import bisect as run_bisect
-from .compare import DEFAULT_TOLERANCES, OutputReport, compare_outputs, metrics, tolerance_for
+from .compare import DEFAULT_TOLERANCES, OutputReport, compare_outputs, metrics, quantization_allowance, tolerance_for
+from .quantized_source import float_rewrite, is_dynamically_quantized
 from .reference import GOLDEN_META, check_compatible, load_golden, reference_model, save_golden, source_model
 
 
@@ -86,6 +87,8 @@ def check(artifacts: list[str | Path], model: str | Path | None = None, data: li
         samples: how many input samples.
         preprocessing: how images become inputs (default: the first artifact's manifest).
         atol, rtol, cos: tolerances instead of the precision's defaults: a number, or {output name: number}.
+            Without them, a dynamically quantized source widens the defaults by its own quantization gap,
+            as export does.
         golden: a folder of saved goldens to compare with (or, if empty, to save the reference into).
         threads: runtime threads.
         bisect: for each failing artifact, find the first ONNX node whose output diverges.
@@ -106,6 +109,7 @@ def check(artifacts: list[str | Path], model: str | Path | None = None, data: li
     first = runners[0].manifest
     pre = preprocessing or first.preprocessing
     golden_path = Path(golden) if golden else None
+    rewrite: tuple = (None, {})  # a dynamically quantized source: its float rewrite's outputs and steps
     if golden_path is not None and (golden_path / GOLDEN_META).is_file():
         feeds, refs, meta = load_golden(golden_path)
         reference = f"saved goldens in {golden_path} ({meta.get('reference')})"
@@ -114,7 +118,8 @@ def check(artifacts: list[str | Path], model: str | Path | None = None, data: li
                          runners[0].inputs, "the artifacts")
     else:
         src = source_model(first, model)
-        ref_runner = reference_runner(reference_model(first, src), threads, name=src.name)
+        ref_model = reference_model(first, src)
+        ref_runner = reference_runner(ref_model, threads, name=src.name)
         specs = [TensorSpec(s.name, s.dtype, list(s.shape)) for s in runners[0].inputs]
         check_compatible(ref_runner.inputs, specs, "the artifacts")
         feeds, what = inputs_mod.make_samples(specs, data, pre, samples)
@@ -127,6 +132,8 @@ def check(artifacts: list[str | Path], model: str | Path | None = None, data: li
             save_golden(golden_path, feeds, refs, {"reference": reference, "inputs": what,
                                                    "model_sha256": sha256(src)})
             reference += f" (saved as goldens in {golden_path})"
+        if is_dynamically_quantized(ref_model) and not (atol or rtol or cos):
+            rewrite = float_rewrite(ref_model, feeds)  # judged as export judged it (harness/quantized_source.py)
     report = CheckReport(reference=reference, inputs=what, samples=len(feeds))
     for path, runner in zip(artifacts, runners):
         check_compatible([TensorSpec(k, str(v.dtype), list(v.shape)) for k, v in feeds[0].items()],
@@ -136,6 +143,9 @@ def check(artifacts: list[str | Path], model: str | Path | None = None, data: li
         m = runner.manifest
         precision = m.precision.requested if m.format != "onnx" else "fp32"
         tol = tolerances_for(precision, atol, rtol, cos)
+        if rewrite[0] is not None:  # k = 1 where the artifact runs the float rewrite, else 2 (as in export)
+            tol = quantization_allowance(tol, refs, rewrite[0], 1 if "dequantize-dynamic" in m.passes else 2,
+                                         rewrite[1])
         outputs = compare_outputs(refs, outs, tol)
         art = ArtifactReport(str(path), m.format, {"requested": m.precision.requested, "weights": m.precision.weights,
                                                    "compute": runner.effective_precision},
