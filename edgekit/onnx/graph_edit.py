@@ -1,5 +1,6 @@
 """What the rewrite passes share for editing a graph in place: an index of producers and consumers, the
-subgraphs of a node, every name a graph touches, and removing what no output needs."""
+subgraphs of a node, every name a graph touches, removing what no output needs, and the static shapes
+shape inference knows."""
 from __future__ import annotations
 
 import onnx
@@ -60,3 +61,18 @@ def remove_dead(g: onnx.GraphProto) -> None:
             g.node.remove(n)
     for t in [t for t in g.initializer if t.name not in used]:
         g.initializer.remove(t)
+
+
+def static_shapes(model: onnx.ModelProto) -> dict[str, list[int]] | None:
+    """Every tensor's shape where ONNX shape inference (with data propagation) knows all its dims: the graph's
+    inputs, intermediate values and outputs. None when inference fails on the model."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    except Exception:
+        return None
+    shapes = {}
+    for vi in (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output):
+        t = vi.type.tensor_type
+        if t.HasField("shape") and all(d.HasField("dim_value") for d in t.shape.dim):
+            shapes[vi.name] = [d.dim_value for d in t.shape.dim]
+    return shapes

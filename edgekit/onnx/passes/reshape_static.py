@@ -14,17 +14,13 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from ..graph_edit import static_shapes
+
 
 def run(model: onnx.ModelProto) -> tuple[onnx.ModelProto, bool]:
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
-    except Exception:
+    shapes = static_shapes(model)
+    if shapes is None:
         return model, False
-    shapes = {}
-    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
-        t = vi.type.tensor_type
-        if t.HasField("shape") and all(d.HasField("dim_value") for d in t.shape.dim):
-            shapes[vi.name] = [d.dim_value for d in t.shape.dim]
     inits = {i.name: i for i in model.graph.initializer}
     uses: dict[str, int] = {}
     for node in model.graph.node:

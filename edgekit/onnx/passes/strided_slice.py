@@ -32,7 +32,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from ..graph_edit import GraphIndex, remove_dead
+from ..graph_edit import GraphIndex, remove_dead, static_shapes
 
 INT_MAX = np.iinfo(np.int64).max
 
@@ -54,15 +54,7 @@ def run(model: onnx.ModelProto) -> tuple[onnx.ModelProto, bool]:
 class _Ctx(GraphIndex):
     def __init__(self, model):
         self.model = model
-        try:
-            inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
-        except Exception:
-            inferred = model
-        self.shapes = {}
-        for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
-            t = vi.type.tensor_type
-            if t.HasField("shape") and all(d.HasField("dim_value") for d in t.shape.dim):
-                self.shapes[vi.name] = [d.dim_value for d in t.shape.dim]
+        self.shapes = static_shapes(model) or {}
         for i in model.graph.initializer:
             self.shapes[i.name] = list(i.dims)
         super().__init__(model.graph)

@@ -21,19 +21,13 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from ..graph_edit import remove_dead
+from ..graph_edit import remove_dead, static_shapes
 
 
 def run(model: onnx.ModelProto) -> tuple[onnx.ModelProto, bool]:
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
-    except Exception:
+    shapes = static_shapes(model)
+    if shapes is None:
         return model, False
-    shapes = {}
-    for vi in (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output):
-        t = vi.type.tensor_type
-        if t.HasField("shape") and all(d.HasField("dim_value") for d in t.shape.dim):
-            shapes[vi.name] = [d.dim_value for d in t.shape.dim]
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
     g = model.graph
     taken = {i.name for i in g.initializer} | {o for n in g.node for o in n.output}
