@@ -232,30 +232,30 @@ def _static_specs(manifest: Manifest) -> list[TensorSpec]:
 
 def _host_figures(folder: Path, manifest: Manifest, feeds, refs, tol, progress) -> dict:
     """The artifact on this host's runtime on the bundle's own samples: what the device should reproduce."""
-    from .harness.compare import DEFAULT_TOLERANCES
-    from .runner import open_artifact
-
     backend = backends.get(manifest.format)
     if not backend.available():
         return {"measured": False, "why": f"{backend.runtime} is not installed on the host"}
     progress(f"running {folder.name} on the host")
-    runner = open_artifact(folder, Manifest.load(folder))
+    return {"measured": True, **_figures(folder, feeds, refs, tol, manifest.precision.requested),
+            "machine": platform.machine()}
+
+
+def _figures(folder: Path, feeds, refs, tol, precision: str, threads: int | None = None) -> dict:
+    """The artifact in `folder` on this machine's runtime against the stored reference: the host's figures at
+    bundle time and the device's at verify time come from this one function. `tol`: the artifact's own, else
+    the precision's defaults."""
+    from .harness.compare import DEFAULT_TOLERANCES, compare_outputs
+    from .runner import open_artifact
+
+    runner = open_artifact(folder, Manifest.load(folder), threads)
     try:
         outs = [runner(f) for f in feeds]
         compute = runner.effective_precision
     finally:
         runner.close()
-    return {"measured": True, **_figures(refs, outs, tol or DEFAULT_TOLERANCES.get(manifest.precision.requested,
-                                                                                   DEFAULT_TOLERANCES["fp32"])),
-            "compute": compute, "machine": platform.machine()}
-
-
-def _figures(refs, outs, tol) -> dict:
-    from .harness.compare import compare_outputs
-
-    reports = compare_outputs(refs, outs, tol)
+    reports = compare_outputs(refs, outs, tol or DEFAULT_TOLERANCES.get(precision, DEFAULT_TOLERANCES["fp32"]))
     return {"cosine": min(r.cosine for r in reports), "max_abs": max(r.max_abs for r in reports),
-            "passed": all(r.passed for r in reports),
+            "passed": all(r.passed for r in reports), "compute": compute,
             "outputs": [{"name": r.name, "cosine": r.cosine, "max_abs": r.max_abs, "p999_abs": r.p999_abs,
                          "top1": r.top1, "passed": r.passed} for r in reports]}
 
@@ -486,9 +486,7 @@ def verify_bundle(bundle, threads: int | None = None, progress=None) -> VerifyRe
     Raises:
         EdgekitError: not a bundle, or a file that does not match bundle.json (missing, changed, extra).
     """
-    from .harness.compare import DEFAULT_TOLERANCES
     from .harness.inputs import _load_npz
-    from .runner import open_artifact
 
     progress = progress or (lambda msg: None)
     with opened(bundle) as folder:
@@ -513,15 +511,8 @@ def verify_bundle(bundle, threads: int | None = None, progress=None) -> VerifyRe
             try:
                 feeds = _arrays(folder / "samples" / e["name"], e.get("samples"), _load_npz)
                 refs = _arrays(folder / "reference" / e["name"], e.get("samples"), _load_npz)
-                art = folder / "artifacts" / e["name"]
-                runner = open_artifact(art, Manifest.load(art), threads)
-                try:
-                    outs = [runner(f) for f in feeds]
-                    compute = runner.effective_precision
-                finally:
-                    runner.close()
-                tol = e.get("tolerances") or DEFAULT_TOLERANCES.get(precision, DEFAULT_TOLERANCES["fp32"])
-                row.device = {**_figures(refs, outs, tol), "compute": compute, "samples": len(feeds)}
+                row.device = {**_figures(folder / "artifacts" / e["name"], feeds, refs, e.get("tolerances"),
+                                         precision, threads), "samples": len(feeds)}
                 row.status = "ok" if row.device["passed"] else "failed"
             except EdgekitError as err:
                 row.status, row.error = "error", str(err)
