@@ -19,16 +19,6 @@ from pathlib import Path
 BACKENDS = ["onnx", "ncnn", "mnn", "openvino", "tflite"]
 
 
-def edit_distance(a: str, b: str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
-
-
 def pages(count: int):
     """(BGR page, its lines): 5 lines a page, which always fit (render_text_page stops at the bottom edge)."""
     import cv2
@@ -45,6 +35,7 @@ def pages(count: int):
 def measure(backend: str, version: str, data, cache: Path | None, threads: int | None) -> dict:
     from edgekit.apps import TextReader
     from edgekit.errors import EdgekitError
+    from edgekit.harness.task_metrics import char_errors
 
     try:
         reader = TextReader(backend=backend, version=version, threads=threads, cache=cache)
@@ -52,15 +43,15 @@ def measure(backend: str, version: str, data, cache: Path | None, threads: int |
         return {"backend": backend, "version": version, "error": str(e)}
     errors = chars = 0
     times = []
+
     with reader:
         reader.process(data[0][0])  # warm-up
         for page, lines in data:
             t = time.perf_counter()
             got = reader.process(page)
             times.append(time.perf_counter() - t)
-            want = "".join("".join(lines).split())
-            errors += edit_distance("".join("".join(ln.text for ln in got).split()), want)
-            chars += len(want)
+            e, n = char_errors("".join(ln.text for ln in got), "".join(lines))
+            errors, chars = errors + e, chars + n
     times.sort()
     return {"backend": backend, "version": version, "char_accuracy": round(100 * (1 - errors / chars), 2),
             "chars": chars, "median_ms_per_page": round(1000 * times[len(times) // 2], 1)}

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from edgekit.harness import task_metrics
 from tests.pipeline.conftest import OCR_BACKENDS, OCR_FRAMES
 
 # PP-OCRv6 (apps/ocr/v6.yaml) on the backends that export it correctly: MNN's det at 480x640 misses the export
@@ -14,20 +15,9 @@ from tests.pipeline.conftest import OCR_BACKENDS, OCR_FRAMES
 OCR_V6_BACKENDS = [b for b in OCR_BACKENDS if b != "mnn"]
 
 
-def edit_distance(a: str, b: str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
-
-
 def char_accuracy(records: list[dict], truth: list[str]) -> float:
-    want = "".join("".join(truth).split())
-    errors = sum(edit_distance("".join(r["text"].split()), want) for r in records)
-    return 100.0 * (1 - errors / (len(want) * len(records)))
+    """Every frame's text against the whole page's."""
+    return task_metrics.char_accuracy([r["text"] for r in records], ["".join(truth)] * len(records))
 
 
 def accuracy(run, samples) -> float:
