@@ -3,7 +3,10 @@
 onnx2tf turns NCHW into NHWC and NCW into NWC (every 3-D input, and outputs whose last op works channels-last)
 and names outputs Identity, Identity_1, ...; the runner transposes and renames back. onnx2tf downloads a
 calibration .npy when inputs look like images: we write that file into its working folder first (from the
-user's data when given), and give it a copy of the model, which it rewrites in place."""
+user's data when given), and give it a copy of the model, which it rewrites in place.
+
+int8: onnx2tf also writes its SavedModel (`-osd`), which TensorFlow's converter quantizes within the accuracy
+budget (edgekit.quantize.tflite_int8)."""
 from __future__ import annotations
 
 import re
@@ -12,8 +15,8 @@ import sys
 
 import numpy as np
 
-from ..errors import BackendMissing, ConversionError
-from ..manifest import Precision, TensorSpec
+from ..errors import BackendMissing, ConversionError, EdgekitError
+from ..manifest import Manifest, Precision, TensorSpec
 from ..subproc import run_tool, tail
 from .base import Backend, Converted, Recipe, Runner, dist_version, restore_output
 
@@ -83,15 +86,15 @@ class TfliteRunner(Runner):
         return {spec.name: restore_output(_from_nwc(it.get_tensor(index)) if spec.layout == "NWC"
                                           else it.get_tensor(index), spec, "tflite") for spec, index in self._out}
 
-
-def _from_nwc(arr: np.ndarray) -> np.ndarray:
-    return arr.transpose(0, 2, 1) if arr.ndim == 3 else arr
-
     def settings(self) -> dict:
         return {**super().settings(), "interpreter": self.interpreter_dist}
 
     def close(self):
         self.interpreter = None
+
+
+def _from_nwc(arr: np.ndarray) -> np.ndarray:
+    return arr.transpose(0, 2, 1) if arr.ndim == 3 else arr
 
 
 def nchw_to_nhwc(arr: np.ndarray) -> np.ndarray:
@@ -120,6 +123,7 @@ class TfliteBackend(Backend):
                    Recipe("pseudo-erf", passes, (("onnx2tf", "-rtpo Erf"),),
                           "onnx2tf lowers Erf (GELU in transformers, PP-OCRv6) to FlexErf, which LiteRT cannot run; "
                           "-rtpo Erf makes it emit builtin ops instead", for_ops=("Erf",)),)
+    precisions = ("fp32", "fp16", "int8")
     dynamic = False
     dynamic_why = "onnx2tf needs static input shapes to lay out NHWC and fold shape computations"
 
@@ -149,6 +153,8 @@ class TfliteBackend(Backend):
         shutil.copyfile(onnx_path, work / "model.onnx")
         np.save(work / CALIBRATION_FILE, calibration_images(options.calibration))
         extra = options.converter.get("onnx2tf", "").split()  # a recipe's onnx2tf flags
+        if options.precision == "int8":
+            extra.append("-osd")  # the SavedModel TensorFlow's int8 converter starts from
         proc = run_tool([sys.executable, "-m", "onnx2tf", "-i", "model.onnx", "-o", "saved", "-n", *extra], cwd=work)
         which = "float16" if options.precision == "fp16" else "float32"
         produced = work / "saved" / f"model_{which}.tflite"
@@ -165,13 +171,46 @@ class TfliteBackend(Backend):
                                   f"{', '.join(flex)} (from ONNX {', '.join(sorted({f[4:] for f in flex}))})")
         ins, outs = map_io(outdir / "model.tflite", inputs, outputs)
         settings = {"delegate": "XNNPACK (LiteRT default)"}
+        weights, compute, quantized = ("fp16" if which == "float16" else "fp32"), "fp32", None
+        if options.precision == "int8":
+            weights, compute, quantized = _int8(onnx_path, work / "saved", outdir / "model.tflite", ins, outs,
+                                                settings, options)
+            ins, outs = map_io(outdir / "model.tflite", inputs, outputs)
         return Converted(files={"model": "model.tflite"}, inputs=ins, outputs=outs,
-                         precision=Precision(options.precision, "fp16" if which == "float16" else "fp32",
-                                             "fp32", settings), tools=self.versions())
+                         precision=Precision(options.precision, weights, compute, settings, quantized),
+                         tools=self.versions())
 
     def load(self, folder, manifest, threads=None, device="cpu"):
         self.require()
         return TfliteRunner(manifest, folder, threads)
+
+
+def _int8(onnx_path, saved, dst, ins, outs, settings, options) -> tuple[str, str, dict]:
+    """Replace the fp32 .tflite at `dst` by TensorFlow's int8 one within the budget; the precision fields."""
+    from ..quantize import tflite_int8
+    from ..quantize.repair import summary
+
+    if not options.calibration_samples:
+        raise EdgekitError("int8 needs calibration data")
+    fp32 = options.workdir / "model_fp32.tflite"
+    shutil.copyfile(dst, fp32)
+
+    def run(path, samples):  # TensorFlow's converter names the tensors its own way: matched by signature again
+        runner = TfliteRunner(Manifest("tflite", {"model": path.name}, {}, *map_io(path, ins, outs),
+                                       Precision("int8", settings=settings)), path.parent, 1)
+        try:
+            return [runner(s) for s in samples]
+        finally:
+            runner.close()
+
+    r, int8 = tflite_int8.quantize_within(onnx_path, saved, dst, options.calibration_samples, ins, outs,
+                                          options.max_drop, options.workdir, run, options.accept)
+    if not int8:
+        raise ConversionError("tflite", "int8: TensorFlow's converter quantized no layer of this model")
+    quantized = summary("TensorFlow full-integer post-training quantization (MinMax calibration, per-channel "
+                        "int8 weights, int8 activations, float I/O)", len(options.calibration_samples), int8, r,
+                        fp32.stat().st_size, dst.stat().st_size)
+    return f"int8 x{int8} layers, fp32 x{len(r.keep)} kept float", "int8 + fp32", quantized
 
 
 def calibration_images(calibration: dict | None) -> np.ndarray:
@@ -229,8 +268,10 @@ def map_io(tflite_path, inputs: list[TensorSpec], outputs: list[TensorSpec]):
                               _layout(spec.shape, list(d["shape"]), is_input=True)))
     by_index = {d["index"]: d for d in tout}
     outs = []
-    for s, d in zip(outputs, tout):
+    for i, (s, d) in enumerate(zip(outputs, tout)):
         key = s.name if s.name in signature else re.sub(r"[^A-Za-z0-9_]", "_", s.name)
+        # a model TensorFlow's converter wrote from onnx2tf's SavedModel: output_0, output_1, ... in ONNX order
+        key = key if key in signature else f"output_{i}"
         d = by_index.get(signature.get(key), d)
         outs.append(TensorSpec(s.name, s.dtype, s.shape, d["name"], _layout(s.shape, list(d["shape"]))))
     return ins, outs
