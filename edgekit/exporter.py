@@ -98,6 +98,7 @@ class ExportJob:
     max_drop: float = 0.01
     normalized: dict = field(default_factory=dict)  # passes -> (path, applied, digest): one model per pass list
     quantization: tuple | None = None  # a dynamically quantized source: its float rewrite's outputs, the steps
+    lint: list | None = None  # fp16/int8: the pre-flight findings, recorded in each manifest's precision
 
     def accept(self, refs: list[dict], outs: list[dict]) -> bool:
         """The gate `verify` applies, on any samples (int8 quantizers run it on the calibration set)."""
@@ -264,9 +265,23 @@ def export(model: str | Path, target: str = "all", *, out: str | Path | None = N
         job = ExportJob(ins, outs, reference, source, options, precision, tol, preprocessing, labels, force,
                         keep_workdir, keep_inaccurate, verify_shapes if dynamic else None, Path(scratch), progress,
                         fixed, calibration, max_drop)
+        job.lint = _lint(fixed, calibration or reference.samples, precision, progress)
         for fmt in plan.formats:
             results.append(_export_one(fmt, ladders[fmt], dests[fmt], job))
     return results
+
+
+def _lint(model: onnx.ModelProto, samples: list[dict], precision: str, progress) -> list | None:
+    """fp16/int8: the pre-flight lint on the fp32 model's statistics, each finding shown as progress."""
+    if precision not in ("fp16", "int8"):
+        return None
+    from .quantize import lint
+
+    progress("*", "pre-flight lint of the fp32 model's activations")
+    findings = lint.lint(model, samples, precision)
+    for f in findings:
+        progress("*", "lint: " + lint.message(f))
+    return findings
 
 
 def _ladder(backend, passes: list[str] | None, recipe: str | None) -> tuple[Recipe, ...]:
@@ -385,6 +400,7 @@ def _convert_and_verify(backend, rung: Recipe, model_path: Path, applied: list[s
         passes=list(applied), recipe=rung.name, preprocessing=job.preprocessing, labels=job.labels,
         checksums=file_checksums(art, conv.files),
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    manifest.precision.lint = job.lint
     job.progress(fmt, f"verifying against ONNX Runtime{step}")
     runner = open_artifact(art, manifest, threads=job.options.get("threads"), files_checked=True)
     manifest.precision.compute = runner.effective_precision  # what the runtime really chose

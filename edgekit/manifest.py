@@ -44,6 +44,7 @@ class Precision:
     compute: str = "fp32"  # arithmetic the runtime is configured for
     settings: dict = field(default_factory=dict)  # the exact runtime knobs that make it so
     quantization: dict | None = None  # int8: method, calibration samples, layers kept float and why, drops
+    lint: list | None = None  # fp16/int8: the pre-flight findings (edgekit.quantize.lint), [] when none
 
 
 @dataclass

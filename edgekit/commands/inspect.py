@@ -87,6 +87,13 @@ def print_manifest(path: Path, m) -> None:
             con.print(f"  kept float: {name}: {reason}", markup=False)
         if len(why) > 6:
             con.print(f"  kept float: ... {len(why) - 6} more (edgekit.json, precision.quantization)", markup=False)
+    if p.lint is not None:
+        from ..quantize.lint import message
+
+        con.print(f"lint ({p.requested}): " + (f"{len(p.lint)} finding(s)" if p.lint else "no findings"),
+                  markup=False)
+        for f in p.lint:
+            con.print("  " + message(f), markup=False)
     if m.recipe:
         tried = ", ".join(f"{a['recipe']} {a['status']}" for a in m.attempts)
         con.print(f"recipe: {m.recipe}" + (f" (tried: {tried})" if tried else ""), markup=False)
