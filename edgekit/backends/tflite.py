@@ -76,12 +76,7 @@ class TfliteRunner(Runner):
     def _run(self, feeds):
         it = self.interpreter
         for spec, index in self._in:
-            arr = feeds[spec.name]
-            if spec.layout == "NHWC":
-                arr = nchw_to_nhwc(arr)
-            elif spec.layout == "NWC":
-                arr = np.ascontiguousarray(arr.transpose(0, 2, 1))
-            it.set_tensor(index, arr)
+            it.set_tensor(index, _to_tf(feeds[spec.name], spec.layout))
         it.invoke()
         return {spec.name: restore_output(_from_nwc(it.get_tensor(index)) if spec.layout == "NWC"
                                           else it.get_tensor(index), spec, "tflite") for spec, index in self._out}
@@ -91,6 +86,13 @@ class TfliteRunner(Runner):
 
     def close(self):
         self.interpreter = None
+
+
+def _to_tf(arr: np.ndarray, layout: str | None) -> np.ndarray:
+    """An ONNX-layout input as the .tflite takes it (the runner's `_run` does the same per call)."""
+    if layout == "NHWC":
+        return nchw_to_nhwc(arr)
+    return np.ascontiguousarray(arr.transpose(0, 2, 1)) if layout == "NWC" else arr
 
 
 def _from_nwc(arr: np.ndarray) -> np.ndarray:
@@ -171,6 +173,8 @@ class TfliteBackend(Backend):
                                   f"{', '.join(flex)} (from ONNX {', '.join(sorted({f[4:] for f in flex}))})")
         ins, outs = map_io(outdir / "model.tflite", inputs, outputs)
         settings = {"delegate": "XNNPACK (LiteRT default)"}
+        # fp16: LiteRT dequantizes onnx2tf's fp16 weights at load and computes in fp32 (XNNPACK's fp16 inference
+        # needs the model's reduced-precision metadata, which onnx2tf does not write)
         weights, compute, quantized = ("fp16" if which == "float16" else "fp32"), "fp32", None
         if options.precision == "int8":
             weights, compute, quantized = _int8(onnx_path, work / "saved", outdir / "model.tflite", ins, outs,
@@ -203,8 +207,10 @@ def _int8(onnx_path, saved, dst, ins, outs, settings, options) -> tuple[str, str
         finally:
             runner.close()
 
-    r, int8 = tflite_int8.quantize_within(onnx_path, saved, dst, options.calibration_samples, ins, outs,
-                                          options.max_drop, options.workdir, run, options.accept)
+    samples = options.calibration_samples
+    tf_samples = [{s.name: _to_tf(x[s.name], s.layout) for s in ins} for x in samples]
+    r, int8 = tflite_int8.quantize_within(onnx_path, saved, dst, samples, tf_samples, ins, outs, options.max_drop,
+                                          options.workdir, run, options.accept)
     if not int8:
         raise ConversionError("tflite", "int8: TensorFlow's converter quantized no layer of this model")
     quantized = summary("TensorFlow full-integer post-training quantization (MinMax calibration, per-channel "

@@ -94,28 +94,15 @@ def int8_ops(path: Path) -> tuple[list[str], int]:
     return quantized, weighted
 
 
-def to_tf_layout(samples: list[dict], inputs) -> list[dict]:
-    """ONNX-semantics samples as the TensorFlow model takes them (NHWC / NWC where the fp32 artifact's are)."""
-    from ..backends.tflite import nchw_to_nhwc
-
-    def one(x, spec):
-        if spec.layout == "NHWC":
-            return nchw_to_nhwc(np.asarray(x, np.float32))
-        if spec.layout == "NWC":
-            return np.ascontiguousarray(np.asarray(x).transpose(0, 2, 1))
-        return np.asarray(x)
-    return [{spec.name: one(s[spec.name], spec) for spec in inputs} for s in samples]
-
-
-def quantize_within(onnx_path: Path, saved: Path, dst: Path, samples: list[dict], inputs, outputs, max_drop: float,
-                    work: Path, run, accept=None) -> tuple[Repaired, int]:
+def quantize_within(onnx_path: Path, saved: Path, dst: Path, samples: list[dict], tf_samples: list[dict], inputs,
+                    outputs, max_drop: float, work: Path, run, accept=None) -> tuple[Repaired, int]:
     """TFLite int8 of the SavedModel `saved` at `dst`, ops kept float (the debugger's worst first) until the
-    drop against ONNX Runtime fp32 on `samples` is within `max_drop`; `run(path, samples)` runs a .tflite.
-    Returns the repair result and the number of weighted ops with int8 weights."""
+    drop against ONNX Runtime fp32 on `samples` is within `max_drop`; `tf_samples` are the same samples laid out
+    as the TensorFlow model takes them, `run(path, samples)` runs a .tflite. Returns the repair result and the
+    number of weighted ops with int8 weights."""
     from . import onnx_qdq
 
     data = work / "calibration.npz"
-    tf_samples = to_tf_layout(samples, inputs)
     np.savez(data, **{f"{i}/{k}": v for i, s in enumerate(tf_samples) for k, v in s.items()})
     reference = onnx_qdq.run_onnx(onnx_path, samples, [s.name for s in outputs])
     stats: dict[str, float] = {}

@@ -131,23 +131,6 @@ def test_the_repair_loop_moves_the_ranked_layers_to_float_until_the_gate_passes(
     json.dumps(r.rounds)  # the manifest stores them
 
 
-def test_ppocr_cls_fp16_on_mnn_and_openvino_is_fp16_and_gated(tmp_path):
-    """--precision fp16 on the same formats: fp16 weights in the files, verified at fp16's tolerances."""
-    fx = OCR_MODELS["ppocr-cls"]
-    write_text_images(tmp_path / "val", "text-line", 2)
-    results = edgekit.export(fx.path, target="mnn,openvino", out=tmp_path / "out", input_shapes=[fx.input_shape],
-                             precision="fp16", data=[str(tmp_path / "val")], preprocessing=fx.preprocessing)
-    fp32 = onnx.load(str(fx.path)).ByteSize()
-    for r in results:
-        assert r.ok, r.error
-        m = r.manifest
-        assert m.precision.requested == "fp16" and m.precision.weights == "fp16"
-        assert m.verification.passed and m.verification.precision == "fp16"
-        assert m.verification.tolerances["cos"] == pytest.approx(0.99)
-        size = sum((r.path / f).stat().st_size for f in m.files.values() if f.endswith((".mnn", ".bin")))
-        assert size < 0.6 * fp32  # fp16 weights really written
-
-
 def test_the_repair_loop_leaves_the_best_round_when_none_passes():
     drops = iter([0.5, 0.2, 0.4, 0.2])  # rounds 1-3, then round 2 redone
 
