@@ -138,7 +138,8 @@ def export(model: str | Path, target: str = "all", *, out: str | Path | None = N
            data: list | None = None, samples: int = 2, preprocessing: Preprocessing | None = None,
            labels: list[str] | None = None, tolerances: dict | None = None, passes: list[str] | None = None,
            recipe: str | None = None, const: dict | list | None = None, calib: list | None = None,
-           max_drop: float = 0.01, force: bool = False, keep_workdir: bool = False, keep_inaccurate: bool = False,
+           max_drop: float = 0.01, metric: str | list | dict | None = None, force: bool = False,
+           keep_workdir: bool = False, keep_inaccurate: bool = False,
            progress: Callable[[str, str], None] | None = None) -> list[ExportResult]:
     """Convert an ONNX model to every format of a target and verify each artifact against ONNX Runtime.
 
@@ -168,6 +169,11 @@ def export(model: str | Path, target: str = "all", *, out: str | Path | None = N
             samples held out from calibrating.
         max_drop: int8 accuracy budget: each output's cosine to ONNX Runtime fp32 at least 1 - max_drop and
             class scores keeping their top-1 in that fraction of rows; layers move back to float until it holds.
+        metric: what the fp16/int8 drop is judged by instead, per output kind: "cosine" (the default rule),
+            "top1" (argmax agreement of class-score rows, e.g. a CTC recogniser's time steps) or "mask@T" (IoU
+            of the output thresholded at T, e.g. a probability map); "OUTPUT=KIND" for one output, a list or
+            {output: kind} for several. The output passes when the metric over the samples is >= 1 - max_drop;
+            the quantizers' repair loop and the final verification use it, and the manifest records it.
         const: inputs that are constant in deployment, frozen to their value before converting
             (["sr=16000"] or {"sr": 16000}); `If` branches on them fold away, and they leave the artifact's
             inputs (a 0-d sample-rate input, a mode flag).
@@ -205,6 +211,12 @@ def export(model: str | Path, target: str = "all", *, out: str | Path | None = N
                                "e.g. 0.01 for 1%")
         if dynamic:
             raise EdgekitError(f"int8 needs static shapes; export without {spell('dynamic')}")
+    if metric and precision == "fp32":
+        raise EdgekitError(f"{spell('metric', str(metric))} judges the fp16/int8 drop; fp32 is verified with the "
+                           f"fp32 tolerance (give {spell('precision', 'fp16')} or int8, or leave the metric out)")
+    if metric and not 0 < max_drop < 1:
+        raise EdgekitError(f"{spell('max_drop', str(max_drop))}: the accuracy budget is a fraction in (0, 1), "
+                           "e.g. 0.01 for 1%")
     if isinstance(input_shapes, list):
         input_shapes = parse_shape_args(input_shapes)
     out_dir = Path(out) if out is not None else Path.cwd()
@@ -259,6 +271,10 @@ def export(model: str | Path, target: str = "all", *, out: str | Path | None = N
         options.update(calib=[str(c) for c in calib], max_drop=max_drop, calibration_samples=len(calibration))
         if not tolerances:  # the gate is the user's budget
             tol.update(cos=1 - max_drop, top1=1 - max_drop)
+    judged = compare.parse_metric(metric, {s.name: s.shape for s in outs})
+    if judged:
+        (tol["default"] if "default" in tol else tol).update(metric=judged, metric_min=1 - max_drop)
+        options.update(metric=judged, max_drop=max_drop)
 
     results = []
     with tempfile.TemporaryDirectory(prefix="edgekit-") as scratch:
@@ -488,6 +504,12 @@ def _failures(manifest) -> str:
     bad = [o for o in manifest.verification.outputs if not o.passed]
     t = compare.tolerance_for(bad[0].name, tol)
     basis = f"; tolerance: {tol['basis']}" if tol.get("basis") else ""
+    judged = [o for o in bad if o.metric and o.metric != "cosine"]
+    if judged:  # a task metric decided: name it, its value and the drop
+        need = compare.tolerance_for(judged[0].name, tol)["metric_min"]
+        return ("; ".join(f"output '{o.name}': {o.metric} {o.metric_value:.4f} (drop {o.drop:.2%}; cosine "
+                          f"{o.cosine:.6f})" for o in judged)
+                + f" (the gate needs {judged[0].metric} >= {need:.4g}, a drop within {1 - need:.2%})")
     return ("; ".join(f"output '{o.name}': cosine {o.cosine:.6f}, max abs error {o.max_abs:.3g}" for o in bad)
             + f" (needs cosine >= {t['cos']:.6g}, 99.9% of elements within {t['atol']:.3g} + {t['rtol']} x max|ref|"
               f" and class scores keeping their top-1{basis}; `edgekit check --bisect` finds the node)")

@@ -95,6 +95,9 @@ class OutputCheck:
     passed: bool
     p999_abs: float | None = None  # the abs error 99.9% of elements stay within (what the verdict judges)
     top1: float | None = None  # class-score outputs: fraction of rows whose argmax agrees
+    metric: str | None = None  # the task metric the fp16/int8 gate judged this output by (None: cosine + error)
+    metric_value: float | None = None  # its value over the verification samples
+    drop: float | None = None  # 1 - metric_value: what the gate compared with max_drop
 
 
 @dataclass

@@ -32,7 +32,10 @@ class FaceMesh(ModelsOwner):
 
     Args:
         backend: onnx, ncnn, mnn, tflite or openvino (models exported once into the pipeline cache).
-        precision: the export precision (None: the backend's fp32 default).
+        precision: the export precision, fp32 (None: the default), fp16 or int8: each model judged by the task
+            metric the graph names for it (`metric:`), int8 calibrated on what each model is fed on `calib`.
+        calib: int8 calibration media, a video file or image folder (None: the graph's source,
+            samples/<app>.avi from tools/make_sample_media.py, where it exists).
         detector: "short" (128x128 BlazeFace, faces within ~2 m) or "full" (192x192, faces within ~5 m).
         threads: runtime threads (None: the runtime's default).
         max_faces: keep at most this many faces (0: all).
@@ -40,8 +43,9 @@ class FaceMesh(ModelsOwner):
     """
 
     def __init__(self, backend: str = "onnx", precision: str | None = None, detector: str = "short",
-                 threads: int | None = None, max_faces: int = 0, cache: str | Path | None = None):
-        graph = AppGraph("face", choose("detector", detector, GRAPHS))
+                 threads: int | None = None, max_faces: int = 0, cache: str | Path | None = None,
+                 calib: str | Path | None = None):
+        graph = AppGraph("face", choose("detector", detector, GRAPHS), calib)
         check_backend(backend)
         det = graph.options("detections", "face_detections")
         det["max_faces"] = max_faces or det.get("max_faces", 0)

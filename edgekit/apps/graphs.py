@@ -8,7 +8,6 @@ import numpy as np
 
 from ..errors import EdgekitError
 from ..pipeline.config import load_config
-from ..pipeline.node import option_schema
 from ..pipeline.nodes.inference import Inference
 from ..resources import shipped
 
@@ -35,9 +34,12 @@ class ModelsOwner:
 class AppGraph:
     """One shipped graph file (apps/<app>/<file>): its nodes' options, by node name."""
 
-    def __init__(self, app: str, file: str):
+    def __init__(self, app: str, file: str, calib: str | Path | None = None):
         self.path = shipped("apps") / app / file
-        self.nodes = {n["name"]: n for n in load_config(self.path)["nodes"]}
+        self.cfg = load_config(self.path)
+        self.nodes = {n["name"]: n for n in self.cfg["nodes"]}
+        self.calib = calib
+        self._calibration = None
 
     def options(self, name: str, kind: str) -> dict:
         spec = self.nodes.get(name)
@@ -51,14 +53,27 @@ class AppGraph:
         opts = self.options(name, "inference")
         opts.update(backend=backend, threads=threads, cache=str(cache) if cache else None)
         if precision is not None:
-            if "precision" not in option_schema(Inference):  # the inference node's option (issue 13)
-                raise EdgekitError(f"precision={precision!r}: this edgekit's pipeline exports at fp32 only; "
-                                   "leave precision=None")
             opts["precision"] = precision
         node = Inference(name, **opts)
         node.base = self.path.parent
+        node.calibration = self.calibration()
         node.open()
         return node
+
+    def calibration(self):
+        """The graph's int8 calibration (pipeline/calibration.py) on `calib`, else the graph's own source."""
+        from ..pipeline.calibration import Calibration
+        from ..pipeline.config import calibration_build
+
+        if self._calibration is None:
+            media = self.calib
+            if media is None:
+                uri = self.nodes.get("source", {}).get("uri")
+                media = next((p for p in (Path(str(uri)), self.path.parent / str(uri)) if p.exists()), None) \
+                    if uri is not None else None
+            self._calibration = Calibration(self.cfg, media, calibration_build(self.path.parent),
+                                            "of the app graph is not there")
+        return self._calibration
 
 
 def run_images(model: Inference, images: list[np.ndarray]) -> tuple[list[dict], list]:

@@ -31,14 +31,17 @@ class TextReader(ModelsOwner):
     Args:
         backend: onnx, ncnn, mnn, tflite or openvino (models exported once into the pipeline cache).
         version: "v4" (PP-OCRv4 det/rec, rapidocr-onnxruntime) or "v6" (PP-OCRv6 small det/rec, rapidocr 3.10).
-        precision: the export precision (None: the backend's fp32 default).
+        precision: the export precision, fp32 (None: the default), fp16 or int8: each model judged by the task
+            metric the graph names for it (`metric:`), int8 calibrated on what each model is fed on `calib`.
+        calib: int8 calibration media, a video file or image folder (None: the graph's source,
+            samples/<app>.avi from tools/make_sample_media.py, where it exists).
         threads: runtime threads (None: the runtime's default).
         cache: the export cache folder (None: the pipeline's).
     """
 
     def __init__(self, backend: str = "onnx", version: str = "v4", precision: str | None = None,
-                 threads: int | None = None, cache: str | Path | None = None):
-        graph = AppGraph("ocr", choose("version", version, GRAPHS))
+                 threads: int | None = None, cache: str | Path | None = None, calib: str | Path | None = None):
+        graph = AppGraph("ocr", choose("version", version, GRAPHS), calib)
         check_backend(backend)
         self.db = graph.options("boxes", "db_postprocess")
         self.orientation = graph.options("orientation", "text_orientation")

@@ -227,7 +227,7 @@ def _int8(outdir: Path, ins: list[TensorSpec], outs: list[TensorSpec], options) 
     try:
         fb = quantize_within(fp32_param, fp32_bin, outdir / "model.ncnn.param", outdir / "model.ncnn.bin",
                              options.calibration_samples, {s.name: s.backend_name for s in ins},
-                             [s.backend_name for s in outs], options.max_drop)
+                             [s.backend_name for s in outs], options.max_drop, accept=_onnx_gate(outs, options.accept))
     finally:
         fp32_param.unlink(missing_ok=True)
         fp32_bin.unlink(missing_ok=True)
@@ -237,6 +237,20 @@ def _int8(outdir: Path, ins: list[TensorSpec], outs: list[TensorSpec], options) 
                  "gemm_as_innerproduct": r.gemm_rewritten,
                  "calibration_drop": round(fb.drop, 6), "rounds": fb.rounds, "size_ratio": round(r.size_ratio, 4)}
     return (f"int8 x{len(r.quantized)} layers, fp16 x{len(r.kept_float)} kept float", "int8 + fp32", quantized)
+
+
+def _onnx_gate(outs: list[TensorSpec], accept):
+    """The export's gate (ONNX names and shapes) on ncnn blobs, for the quantizer's repair loop."""
+    if accept is None:
+        return None
+    import numpy as np
+
+    names = {s.backend_name: s for s in outs}
+
+    def onnx(d: dict) -> dict:
+        return {names[k].name: np.asarray(v).reshape(names[k].shape) for k, v in d.items()}
+
+    return lambda refs, got: accept([onnx(r) for r in refs], [onnx(g) for g in got])
 
 
 def _where(unsupported: dict[str, list[str]], model: Path) -> str:

@@ -34,6 +34,11 @@ def register(sub) -> None:
     p.add_argument("--max-drop", type=_fraction, default=0.01, metavar="1%",
                    help="int8 accuracy budget: worst output cosine >= 1 - this, top-1 kept in that share of rows; "
                         "layers move back to float until it holds (default 1%%)")
+    p.add_argument("--metric", action="append", default=None, metavar="[OUTPUT=]KIND",
+                   help="what the fp16/int8 drop is judged by: cosine (default), top1 (argmax agreement of class-"
+                        "score rows, e.g. a CTC recogniser's time steps) or mask@T (IoU of the output thresholded at "
+                        "T, e.g. mask@0.3 for a probability map); the metric must reach 1 - --max-drop; OUTPUT=KIND "
+                        "for one output (repeatable)")
     p.add_argument("--const", action="append", default=None, metavar="NAME=VALUE",
                    help="an input that is constant in deployment (a sample rate, a mode flag), frozen to VALUE "
                         "before converting; If branches on it fold away (repeatable)")
@@ -104,6 +109,15 @@ def _fraction(text: str) -> float:
         raise argparse.ArgumentTypeError(f"'{text}' is not a fraction such as 0.01 or 1%") from None
 
 
+def _gate(v) -> str:
+    """The export table's gate column: the output whose task metric dropped most, as `kind value`."""
+    judged = [o for o in v.outputs if o.metric] if v else []
+    if not judged:
+        return "-"
+    o = max(judged, key=lambda o: o.drop)
+    return f"{o.metric} {fmt_float(o.metric_value)}"
+
+
 def result_dict(r) -> dict:
     import dataclasses
 
@@ -119,9 +133,11 @@ def print_results(results, model_name: str) -> None:
 
     con = console()
     table = Table(title=f"edgekit export: {model_name}", title_justify="left")
-    numeric = ("worst cosine", "max abs err", "export s", "tries")
-    for col in ("format", "status", "recipe", "tries", "precision", "worst cosine", "max abs err", "export s",
-                "artifact"):
+    numeric = ("worst cosine", "max abs err", "gate metric", "export s", "tries")
+    judged = any(o.metric for r in results if r.manifest and r.manifest.verification
+                 for o in r.manifest.verification.outputs)
+    for col in ("format", "status", "recipe", "tries", "precision", "worst cosine", "max abs err",
+                *(("gate metric",) if judged else ()), "export s", "artifact"):
         table.add_column(col, justify="right" if col in numeric else "left")
     for r in results:
         v = r.manifest.verification if r.manifest else None
@@ -129,8 +145,9 @@ def print_results(results, model_name: str) -> None:
         err = max((o.max_abs for o in v.outputs), default=None) if v else None
         style = {"ok": "green", "inaccurate": "yellow", "failed": "red"}[r.status]
         prec = f"{r.manifest.precision.weights}/{r.manifest.precision.compute}" if r.manifest else "-"
+        gate = (_gate(v),) if judged else ()
         table.add_row(r.format, f"[{style}]{r.status}[/]", r.recipe or "-", str(r.conversions), prec,
-                      fmt_float(cos), fmt_float(err),
+                      fmt_float(cos), fmt_float(err), *gate,
                       f"{r.seconds:.1f}", escape(str(r.path)) if r.path else "-")
     con.print(table)
     for r in results:
@@ -138,8 +155,9 @@ def print_results(results, model_name: str) -> None:
             v = r.manifest.verification
             if len(v.outputs) > 1:
                 for o in v.outputs:
+                    task = f" {o.metric} {fmt_float(o.metric_value)}" if o.metric else ""
                     con.print(f"  {r.format} {escape(o.name)}: cosine {fmt_float(o.cosine)} "
-                              f"max abs {fmt_float(o.max_abs)}")
+                              f"max abs {fmt_float(o.max_abs)}{escape(task)}")
     for r in results:
         t = r.manifest.tasks if r.manifest else None
         if t:

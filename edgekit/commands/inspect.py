@@ -111,5 +111,7 @@ def print_manifest(path: Path, m) -> None:
         verdict = "[green]PASS[/]" if v.passed else "[red]FAIL[/]"
         con.print(f"verification: {verdict} at {v.precision} on {v.samples} sample(s) ({v.inputs})")
         for o in v.outputs:
+            task = (f"  gate: {o.metric} {fmt_float(o.metric_value)} (drop {o.drop:.2%})"
+                    if o.metric else "")
             con.print(f"  {o.name}: cosine {fmt_float(o.cosine)}  max abs {fmt_float(o.max_abs)}  "
-                      f"mean abs {fmt_float(o.mean_abs)}  {'ok' if o.passed else 'FAIL'}")
+                      f"mean abs {fmt_float(o.mean_abs)}{task}  {'ok' if o.passed else 'FAIL'}", markup=False)

@@ -26,6 +26,13 @@ def register(sub) -> None:
                    "interface, with an access token printed in the URL)")
     p.add_argument("--backend", choices=["onnx", "ncnn", "mnn", "openvino", "tflite"],
                    help="run every model on this backend (exported once and cached; default: the graph's)")
+    p.add_argument("--precision", default=None, metavar="fp32|fp16|int8",
+                   help="export every inference node at this precision (default: each node's `precision:`, fp32); "
+                   "fp16/int8 are judged by each node's `metric:` (the app's task metric), int8 calibrated on what "
+                   "each node is fed on the graph's source frames (or --calib)")
+    p.add_argument("--calib", default=None, metavar="VIDEO|FOLDER",
+                   help="int8: the sample media to calibrate on (default: the graph's source when it is a file "
+                   "or folder): its first frames calibrate, the last quarter of them is held out for the gate")
     p.add_argument("--artifact", action="append", default=[], metavar="NODE=PATH",
                    help="run inference node NODE on this artifact folder or .onnx file (NODE= may be left out when "
                    "the graph has one inference node)")
@@ -81,7 +88,8 @@ def main(args) -> int:
     log = lambda msg: print(f"edgekit pipeline: {msg}", file=sys.stderr, flush=True)  # noqa: E731
     o = Overrides(source=args.source, sinks=list(args.sink), backend=args.backend, artifacts=artifacts,
                   max_in_flight=args.max_in_flight, flow=args.flow, realtime=args.realtime, loop=args.loop,
-                  threads=args.threads, cache=args.cache, trace=args.trace, options=options)
+                  threads=args.threads, cache=args.cache, trace=args.trace, options=options,
+                  precision=args.precision, calib=args.calib)
     pipeline = build(args.graph, o, log=log)
     outputs = pipeline.output_files() + extra
     check_outputs(outputs, args.force)

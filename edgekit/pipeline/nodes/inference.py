@@ -37,8 +37,19 @@ class Inference(Node):
 
     def __init__(self, name: str, model: str, input_shape: str | list | None = None, preprocessing=None,
                  backend: str | None = None, artifact: str | None = None, threads: int | None = None,
-                 cache: str | None = None, **options):
+                 cache: str | None = None, precision: str | None = None, metric: str | list | None = None,
+                 max_drop: float = 0.01, **options):
         super().__init__(name, **options)
+        from ...exporter import PRECISIONS
+
+        if precision is not None and precision not in PRECISIONS:
+            raise EdgekitError(f"node '{name}': precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+        self.precision = precision  # None: the graph's (--precision), else fp32
+        self.metric = metric  # the task metric the fp16/int8 export gate judges by (export's `metric`)
+        self.max_drop = max_drop
+        self.calibration = None  # the graph's Calibration (pipeline/calibration.py), for int8
+        self.recorded: list | None = None  # while calibrating: [(frame index, feeds)] this node was fed
+        self._seq = 0
         self.model = model
         self.input_shapes = [input_shape] if isinstance(input_shape, str) else list(input_shape or [])
         self.preprocessing = preprocessing_from(preprocessing)
@@ -59,8 +70,10 @@ class Inference(Node):
         backend = self.backend or (self.graph.info.get("backend") if self.graph else None) or "onnx"
         cache = Path(self.cache) if self.cache else (self.graph.info.get("cache") if self.graph else None)
         log = (self.graph.info.get("log") if self.graph else None) or (lambda m: None)
+        precision = (self.graph.info.get("precision") if self.graph else None) or self.precision or "fp32"
+        gate = models.Gate(precision, self.metric, self.max_drop, self.calibration, self.name)
         path = self.artifact or models.artifact_for(self.model, backend, self.input_shapes, self.preprocessing,
-                                                   base=self.base, cache=cache, log=log)
+                                                   base=self.base, cache=cache, log=log, gate=gate)
         self.path = Path(path)
         self.runner = load(path, threads=self.threads)
         self.format = self.runner.format
@@ -83,9 +96,12 @@ class Inference(Node):
     def _run(self, feeds):
         if not isinstance(feeds, dict):
             feeds = {self.spec.name: feeds}
+        if self.recorded is not None:
+            self.recorded.append((self._seq, {k: v.copy() for k, v in feeds.items()}))
         return self.runner(feeds)
 
     def process(self, inputs, packet):
+        self._seq = packet.seq if packet is not None else self._seq + 1
         x = inputs["in"]
         if not isinstance(x, dict):
             return {"outputs": self._run(x)}

@@ -1,0 +1,132 @@
+"""The apps at int8: each model calibrated on what it is fed on the sample video's first frames (the OCR
+classifier and recogniser on the fp32 detector's line crops, the face landmarker on its face crops), gated by
+the task metric its graph names on the held-out frames, then the app's own result compared with fp32 on ONNX
+Runtime: OCR character accuracy within 1 point, face boxes overlapping. Bad precisions and int8 without usable
+calibration frames are one clear error.
+
+Time here (2 shared cores): the OCR models at int8 on ncnn ~3 min, the face models ~1 min; the FaceMesh/
+TextReader API reuses those exports from the cache."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+
+import cv2
+import numpy as np
+import pytest
+
+from edgekit.errors import EdgekitError
+from tests.pipeline.apps.test_face import iou
+from tests.pipeline.apps.test_ocr import accuracy
+from tests.pipeline.conftest import APPS, FACE_FRAMES, OCR_FRAMES, run_app
+
+_RUNS: dict = {}
+_LOCK = threading.Lock()
+
+
+@pytest.fixture(scope="session")
+def int8_run(samples, pipeline_cache, tmp_path_factory):
+    """int8_run("ocr", "ncnn") -> AppRun of the app graph at --precision int8, once per session."""
+
+    def get(app: str, backend: str):
+        with _LOCK:
+            if (app, backend) not in _RUNS:
+                _RUNS[app, backend] = run_app(app, samples[app], backend,
+                                              tmp_path_factory.mktemp(f"{app}_{backend}_int8"), pipeline_cache,
+                                              precision="int8")
+            return _RUNS[app, backend]
+
+    return get
+
+
+def test_ocr_int8_on_ncnn_reads_like_fp32(int8_run, app_run, samples, pipeline_cache):
+    ref, run = app_run("ocr", "onnx"), int8_run("ocr", "ncnn")
+    assert run.error is None, run.error
+    assert len(run.records) == OCR_FRAMES
+    acc, ref_acc = accuracy(run, samples), accuracy(ref, samples)
+    print(f"ocr ncnn int8: character accuracy {acc:.2f}% (ONNX Runtime fp32 {ref_acc:.2f}%)")
+    assert abs(acc - ref_acc) <= 1.0
+    gates = {}
+    for m in (json.loads(p.read_text()) for p in pipeline_cache.glob("*_ncnn_int8-*/edgekit.json")):
+        if m["source"]["file"].startswith("ch_"):
+            assert m["precision"]["requested"] == "int8" and m["precision"]["quantization"]["layers_int8"] > 0
+            (o,) = m["verification"]["outputs"]
+            assert o["passed"] and o["drop"] == pytest.approx(1 - o["metric_value"]) and o["drop"] <= 0.01
+            assert "held_out" in m["verification"]["inputs"]  # the gate ran on frames calibration never saw
+            gates[m["source"]["file"]] = o["metric"]
+    assert gates == {"ch_PP-OCRv4_det_infer.onnx": "mask@0.3", "ch_ppocr_mobile_v2.0_cls_infer.onnx": "top1",
+                     "ch_PP-OCRv4_rec_infer.onnx": "top1"}
+
+
+def test_face_int8_on_ncnn_finds_the_same_faces(int8_run, app_run):
+    ref, run = app_run("face", "onnx"), int8_run("face", "ncnn")
+    assert run.error is None, run.error
+    assert len(run.records) == FACE_FRAMES
+    worst = 1.0
+    for r, x in zip(ref.records, run.records):
+        assert len(x["faces"]) == len(r["faces"]) == 1, f"frame {x['seq']}: {len(x['faces'])} faces"
+        worst = min(worst, iou(r["faces"][0]["box"], x["faces"][0]["box"]))
+    print(f"face ncnn int8: min box IoU {worst:.4f} against ONNX Runtime fp32")
+    assert worst >= 0.9
+
+
+def test_the_api_runs_int8_from_the_same_cache(int8_run, samples, pipeline_cache):
+    """FaceMesh(precision="int8") calibrates on the same media with the same gate, so it opens the artifacts the
+    pipeline exported (no new export) and finds the face the fp32 API finds."""
+    from edgekit.apps import FaceMesh
+
+    assert int8_run("face", "ncnn").error is None
+    cap = cv2.VideoCapture(str(samples["face"]))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    with FaceMesh(backend="onnx", cache=pipeline_cache) as fp32, \
+            FaceMesh(backend="ncnn", precision="int8", calib=samples["face"], cache=pipeline_cache) as int8:
+        assert "_ncnn_int8-" in str(int8.detector.path) and "_ncnn_int8-" in str(int8.landmarker.path)
+        (a,), (b,) = fp32.process(frame), int8.process(frame)
+        assert iou(list(a.box), list(b.box)) >= 0.9
+
+
+def _video(path, frames):
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+    for f in frames:
+        w.write(f)
+    w.release()
+    return path
+
+
+def test_bad_precision_and_unusable_calibration_are_clear(samples, pipeline_cache, tmp_path):
+    from edgekit.apps import TextReader
+    from edgekit.pipeline import Overrides, build
+
+    graph = APPS / "ocr" / "graph.yaml"
+    with pytest.raises(EdgekitError, match=r"--precision int4: use one of fp32, fp16, int8"):
+        build(graph, Overrides(precision="int4"), log=lambda m: None)
+    with pytest.raises(EdgekitError, match=r"node 'classifier': precision 'int4' is not one of fp32, fp16, int8"):
+        build(graph, Overrides(source=str(samples["ocr"]), options={"classifier.precision": "int4"}),
+              log=lambda m: None)
+    with pytest.raises(EdgekitError, match=r"precision 'int4' is not one of"):
+        TextReader(precision="int4", cache=pipeline_cache)
+    proc = subprocess.run([sys.executable, "-m", "edgekit.cli", "pipeline", str(graph), "--precision", "int4"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--precision int4: use one of fp32, fp16, int8" in proc.stderr, proc.stderr
+
+    # int8 on the classifier alone (the detector at fp32 on ONNX Runtime): what it is fed comes from the detector
+    def run(source, **extra):
+        o = Overrides(source=str(source), sinks=[str(tmp_path / "o.avi")], backend="onnx", cache=str(pipeline_cache),
+                      options={"log.path": str(tmp_path / "o.jsonl"), "classifier.precision": "int8"}, **extra)
+        build(graph, o, log=lambda m: None).run()
+
+    blank = _video(tmp_path / "blank.avi", [np.full((480, 640, 3), 255, np.uint8)] * 4)
+    with pytest.raises(EdgekitError, match=r"int8: inference node 'classifier' was fed nothing on the 3 calibration "
+                                           r"frame\(s\) of .*blank.avi \(the models upstream of it found nothing"):
+        run(blank)
+    one = _video(tmp_path / "one.avi", [np.full((480, 640, 3), 255, np.uint8)])
+    with pytest.raises(EdgekitError, match=r"one.avi has 1 frame\(s\); it needs at least 2"):
+        run(samples["ocr"], calib=str(one))
+    with pytest.raises(EdgekitError, match=r"int8 needs calibration frames from sample media.*nothing.avi: no such "
+                                           r"file or folder\); give --calib VIDEO\|FOLDER"):
+        run(samples["ocr"], calib=str(tmp_path / "nothing.avi"))
+    assert not list(pipeline_cache.glob("*_onnx_int8-*"))  # nothing exported
