@@ -7,6 +7,8 @@ on ONNX Runtime, the postprocessing between them; sinks left out) runs once over
 media, and every inference node records the tensors it is fed, after its own preprocessing. The first three
 quarters of those frames calibrate, the last quarter is held out for the export's gate; each node's tensors are
 written as .npz files (`<cache>/calib/<key>/<node>/{calib,held_out}/`), the form `export --calib/--data` takes.
+An fp16 export is verified on both folders where the media is there (a task metric on generated inputs means
+little), else on the export's generated inputs.
 
 `key` names the media (its content hash), the frame count and the gate (metric, budget), so an artifact
 exported into the cache is reused only for the same calibration and gate."""
@@ -53,8 +55,12 @@ class Calibration:
         media = self._media()
         return hashlib.sha256(f"{media_digest(media)}:{self.frames}:{gate}".encode()).hexdigest()[:12]
 
+    def usable(self) -> bool:
+        """Whether there is media to record from (fp16 verifies on it where there is; int8 needs it)."""
+        return self.media is not None and (self.media.is_file() or self.media.is_dir())
+
     def _media(self) -> Path:
-        if self.media is None or not (self.media.is_file() or self.media.is_dir()):
+        if not self.usable():
             what = f"the source {self.why}" if self.media is None else f"{self.media}: no such file or folder"
             raise EdgekitError(f"int8 needs calibration frames from sample media, a video file or an image folder "
                                f"({what}); give --calib VIDEO|FOLDER (calib= in Python)")

@@ -117,13 +117,12 @@ def artifact_for(ref: str | Path, backend: str, input_shapes: list[str] | None =
         import hashlib
 
         extra.update(metric=gate.metric, max_drop=gate.max_drop)
-        if gate.precision == "int8":
-            if gate.calibration is None:
-                raise EdgekitError(f"node '{gate.node}': int8 needs calibration frames; run it in a graph with a "
-                                   "video or image source, or give calib=")
-            key = gate.calibration.key(gate.describe())
-        else:
-            key = hashlib.sha256(gate.describe().encode()).hexdigest()[:12]
+        framed = gate.calibration is not None and (gate.precision == "int8" or gate.calibration.usable())
+        if gate.precision == "int8" and not framed:
+            raise EdgekitError(f"node '{gate.node}': int8 needs calibration frames; run it in a graph with a "
+                               "video or image source, or give calib=")
+        key = gate.calibration.key(gate.describe()) if framed else \
+            hashlib.sha256(gate.describe().encode()).hexdigest()[:12]
         suffix = f"_{gate.precision}-{key}"
     dest = cache / f"{onnx_path.stem}_{backend}{suffix}"
     digest = sha256(onnx_path)
@@ -145,6 +144,9 @@ def artifact_for(ref: str | Path, backend: str, input_shapes: list[str] | None =
             calib, held = gate.calibration.folders(gate.node, cache, key)
             extra.update(calib=[calib], data=[held] if held else None,
                          samples=min(HELD_OUT, len(list(held.iterdir()))) if held else 2)
+        elif framed:  # fp16: verified on the frames' inputs (a task metric on generated inputs means little)
+            frames = [f for f in gate.calibration.folders(gate.node, cache, key) if f is not None]
+            extra.update(data=frames, samples=min(HELD_OUT, sum(len(list(f.iterdir())) for f in frames)))
         log(f"exporting {onnx_path.name} to {backend} at {gate.precision} (once; cached in {cache})")
         # the export names its folder <stem>_<format>: an fp16/int8 one is made in a staging folder and renamed
         out = cache / f".{dest.name}.export" if suffix else cache
