@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import EdgekitError
 from . import calibrate, reference
 from .ncnn_model import TAG_FP32, NcnnModel, fp16_blob, fp32_blob, int8_blob
-from .ncnn_rewrite import gemms_to_innerproducts
+from .ncnn_rewrite import fold_affines, gemms_to_innerproducts
 
 METHODS = ("kl", "aciq", "eq", "best")
 BEST_SAMPLES = 4
@@ -48,6 +48,7 @@ class QuantizeReport:
     quantized: list[LayerReport] = field(default_factory=list)
     kept_float: list[str] = field(default_factory=list)
     gemm_rewritten: list[str] = field(default_factory=list)  # Gemm layers now InnerProduct (ncnn_rewrite)
+    folded: list[str] = field(default_factory=list)  # BinaryOp / activation layers folded into convolutions
     float_weights: str = "fp32"
     fp32_bytes: int = 0
     int8_bytes: int = 0
@@ -88,7 +89,7 @@ def quantize(param: str | Path, binf: str | Path, out_param: str | Path, out_bin
              samples: list[dict], input_names: dict[str, str] | None = None, method: str = "kl",
              keep_float: set[str] | frozenset = frozenset(), drop_batch: bool = True, threads: int = 1,
              eq_samples: int = calibrate.EQ_SAMPLES, gemm_to_innerproduct: bool = True,
-             float_weights: str = "fp32") -> QuantizeReport:
+             float_weights: str = "fp32", fold: bool = True) -> QuantizeReport:
     """Calibrate on `samples` and write the int8 model; layers named in `keep_float` stay fp32.
 
     `method`: kl / aciq / eq as ncnn2table; "best" takes, per layer, whichever of the KL, ACIQ and absmax
@@ -98,7 +99,11 @@ def quantize(param: str | Path, binf: str | Path, out_param: str | Path, out_bin
     `gemm_to_innerproduct`: first rewrite plain constant-B Gemm layers as InnerProduct (checked to give the same
     fp32 numbers on the first sample) so that they are quantized too.
     `float_weights="fp16"` stores the weights of every layer left in float as tagged fp16 (ncnn widens them
-    to fp32 at load, so those layers still compute in fp32, on fp16-rounded weights): a smaller file."""
+    to fp32 at load, so those layers still compute in fp32, on fp16-rounded weights): a smaller file.
+    `fold`: fold scalar affines and activations into the convolutions (ncnn_rewrite.fold_affines; checked like
+    the Gemm rewrite). A layer that then pads with a non-zero value stays float: ncnn's int8 path pads the
+    already quantized blob with that raw value (`convolution.cpp` make_padding after quantize_to_int8 in
+    `x86/convolution_x86.cpp` forward_int8_x86), which would be wrong."""
     if method not in METHODS:
         raise EdgekitError(f"unknown calibration method '{method}'; use one of: {', '.join(METHODS)}")
     if not samples:
@@ -107,17 +112,24 @@ def quantize(param: str | Path, binf: str | Path, out_param: str | Path, out_bin
     unknown = set(keep_float) - {l.name for l in model.layers}
     if unknown:
         raise EdgekitError(f"keep_float names no layer of the model: {', '.join(sorted(unknown))}")
-    report = QuantizeReport(method, len(samples), kept_float=sorted(keep_float))
+    report = QuantizeReport(method, len(samples))
     feeds = feeds_for_ncnn(samples, input_names, drop_batch)
     src_param, src_bin = param, binf
     if gemm_to_innerproduct:
         report.gemm_rewritten = gemms_to_innerproducts(model, skip=set(keep_float))
-    tmp = tempfile.TemporaryDirectory(prefix="edgekit-int8-") if report.gemm_rewritten else None
+    if fold:
+        report.folded = fold_affines(model)
+    tmp = tempfile.TemporaryDirectory(prefix="edgekit-int8-") if report.gemm_rewritten or report.folded else None
     if tmp is not None:  # calibrate on the rewritten fp32 model, once it is shown to compute the same
         param, binf = Path(tmp.name) / "rewritten.param", Path(tmp.name) / "rewritten.bin"
         model.write(param, binf)
-        _check_same(src_param, src_bin, param, binf, feeds[0], [model.layer(n).tops[0] for n in report.gemm_rewritten])
-    targets = [l for l in model.quantizable() if l.name not in keep_float and l.get(8, 0) == 0]
+        tops = {t for l in model.layers for t in l.tops}
+        _check_same(src_param, src_bin, param, binf, feeds[0],
+                    sorted(model.outputs() | {model.layer(n).tops[0] for n in report.gemm_rewritten} & tops))
+    padded = {l.name for l in model.quantizable() if l.get(18, 0.0) != 0 and l.name not in keep_float}
+    report.kept_float = sorted(set(keep_float) | padded)
+    targets = [l for l in model.quantizable() if l.name not in keep_float and l.name not in padded
+               and l.get(8, 0) == 0]
     net = calibrate.fp32_net(param, binf, threads)
     try:
         blobs = sorted({l.bottoms[0] for l in targets})
@@ -200,5 +212,5 @@ def _check_same(param_a, bin_a, param_b, bin_b, feeds: dict, blobs: list[str], r
     for name in blobs:
         scale = float(np.abs(a[name]).max()) or 1.0
         if a[name].shape != b[name].shape or float(np.abs(a[name] - b[name]).max()) > rtol * scale:
-            raise EdgekitError(f"Gemm -> InnerProduct rewrite changes blob {name}; quantize with "
-                               f"gemm_to_innerproduct=False")
+            raise EdgekitError(f"the fp32 rewrite (Gemm -> InnerProduct, folded affines) changes blob {name}; "
+                               f"quantize with gemm_to_innerproduct=False, fold=False")

@@ -259,6 +259,11 @@ class NcnnModel:
                 return layer
         raise EdgekitError(f"no layer named {name}")
 
+    def outputs(self) -> set[str]:
+        """The blobs no layer consumes (the model's outputs)."""
+        used = {b for l in self.layers for b in l.bottoms}
+        return {t for l in self.layers for t in l.tops if t not in used}
+
     def quantizable(self) -> list[Layer]:
         return [l for l in self.layers if l.type in QUANTIZABLE and l.blob("weight") is not None]
 

@@ -16,10 +16,10 @@ def _init(name, arr):
     return numpy_helper.from_array(np.asarray(arr, dtype=np.float32), name)
 
 
-def _model(nodes, inits, x_shape, y_name, y_shape) -> onnx.ModelProto:
+def _model(nodes, inits, x_shape, y_name, y_shape, opset=13) -> onnx.ModelProto:
     graph = helper.make_graph(nodes, "int8_test", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
                               [helper.make_tensor_value_info(y_name, TensorProto.FLOAT, y_shape)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="edgekit-tests")
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="edgekit-tests")
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model
@@ -88,3 +88,37 @@ def matmul_2d(seed=5) -> onnx.ModelProto:
              helper.make_node("Add", ["m", "b"], ["y"], name="bias")]
     return _model(nodes, [_init("w", rng.normal(0, 0.3, (16, 12))), _init("b", rng.normal(0, 0.1, 12))],
                   [1, 8, 16], "y", [1, 8, 12])
+
+
+def affine_blocks(seed=6) -> onnx.ModelProto:
+    """x[1,8,16,16] -> dw 3x3 -> *a+b -> HardSwish -> *a+b -> conv 1x1 -> *a+b -> HardSwish -> *a+b -> dw 3x3
+    (pad 1) -> y: PP-LCNetV3's learnable affine blocks around every activation, as scalar Mul/Add nodes."""
+    rng = np.random.default_rng(seed)
+    nodes, inits, x = [], [], "x"
+
+    def affine(tag):
+        nonlocal x
+        inits.extend([_init(f"{tag}_a", [rng.uniform(0.4, 2.0)]), _init(f"{tag}_b", [rng.normal(0, 0.5)])])
+        nodes.extend([helper.make_node("Mul", [x, f"{tag}_a"], [f"{tag}_m"], name=f"{tag}_mul"),
+                      helper.make_node("Add", [f"{tag}_m", f"{tag}_b"], [f"{tag}_y"], name=f"{tag}_add")])
+        x = f"{tag}_y"
+
+    def conv(tag, w, group, pad):
+        nonlocal x
+        inits.extend([_init(f"{tag}_w", w), _init(f"{tag}_bias", rng.normal(0, 0.1, w.shape[0]))])
+        nodes.append(helper.make_node("Conv", [x, f"{tag}_w", f"{tag}_bias"], [f"{tag}_o"], name=tag,
+                                      pads=[pad] * 4, group=group))
+        x = f"{tag}_o"
+
+    def hswish(tag):
+        nonlocal x
+        nodes.append(helper.make_node("HardSwish", [x], [f"{tag}_o"], name=tag))
+        x = f"{tag}_o"
+
+    conv("dw1", rng.normal(0, 0.5, (8, 1, 3, 3)), 8, 1)
+    affine("l1"), hswish("hs1"), affine("l2")
+    conv("pw", rng.normal(0, 0.3, (16, 8, 1, 1)), 1, 0)
+    affine("l3"), hswish("hs2"), affine("l4")
+    conv("dw2", rng.normal(0, 0.5, (16, 1, 3, 3)), 16, 1)
+    nodes[-1].output[0] = "y"
+    return _model(nodes, inits, [1, 8, 16, 16], "y", [1, 16, 16, 16], opset=14)  # HardSwish: opset 14

@@ -14,6 +14,7 @@ if pnnx_binary() is None:
 
 from edgekit.quantize import calibrate, ncnn_int8, reference  # noqa: E402
 from edgekit.quantize.ncnn_model import TAG_INT8, NcnnModel  # noqa: E402
+from edgekit.quantize.ncnn_rewrite import fold_affines  # noqa: E402
 
 from . import nets  # noqa: E402
 
@@ -217,3 +218,34 @@ def test_float_layers_can_keep_fp16_weights(tmp_path):
         ya, yb = _run(na, s["x"][0]), _run(nb, s["x"][0])
         np.testing.assert_allclose(yb, ya, rtol=0, atol=2e-3 * np.abs(ya).max())
         assert np.abs(ya - yb).max() > 0  # the fp16-rounded weights were really used
+
+
+def test_affines_and_activations_fold_into_convolutions(tmp_path):
+    # PP-LCNetV3's x*a+b around each HardSwish: folded into the convolutions, same numbers, fewer layers
+    param, binf = nets.to_ncnn(nets.affine_blocks(), tmp_path / "fp32")
+    model = NcnnModel.read(param, binf)
+    assert sum(l.type == "BinaryOp" for l in model.layers) == 8  # pnnx keeps them as scalar BinaryOps
+    removed = fold_affines(model)
+    model.write(tmp_path / "f.param", tmp_path / "f.bin")
+    left = {l.type for l in model.layers}
+    assert len(removed) == 10 and "BinaryOp" not in left and "HardSwish" not in left, (removed, left)
+    dw2 = next(l for l in model.layers if l.type == "ConvolutionDepthWise" and l.get(18, 0.0) != 0)
+    assert dw2.get(4) == 1  # the padded layer took the affine before it through pad_value
+    a, b = calibrate.fp32_net(param, binf), calibrate.fp32_net(tmp_path / "f.param", tmp_path / "f.bin")
+    for x in _samples([8, 16, 16], n=3):
+        want, got = _run(a, x["x"]), _run(b, x["x"])
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * np.abs(want).max())
+
+
+def test_padded_fold_can_be_switched_off_and_padded_layers_stay_float(tmp_path):
+    param, binf = nets.to_ncnn(nets.affine_blocks(), tmp_path / "fp32")
+    model = NcnnModel.read(param, binf)
+    fold_affines(model, padded=False)
+    assert all(l.get(18, 0.0) == 0 for l in model.layers)
+    assert sum(l.type == "BinaryOp" for l in model.layers) == 2  # the affine before the padded dw2
+    qp, qb = tmp_path / "int8.param", tmp_path / "int8.bin"
+    report = ncnn_int8.quantize(param, binf, qp, qb, _samples([1, 8, 16, 16], n=4), INPUTS)
+    padded = [l.name for l in NcnnModel.read(qp, qb).layers if l.get(18, 0.0) != 0]
+    assert padded and set(padded) <= set(report.kept_float)
+    assert len(report.folded) == 10 and {lr.type for lr in report.quantized} == {"Convolution",
+                                                                               "ConvolutionDepthWise"}
