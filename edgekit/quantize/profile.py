@@ -16,6 +16,7 @@ import numpy as np
 
 from . import calibrate
 from .ncnn_model import Layer, NcnnModel
+from .ncnn_rewrite import fold_affines, gemms_to_innerproducts
 
 
 @dataclass
@@ -54,14 +55,17 @@ def layer_speeds(param, binf, int8_param, int8_bin, feeds: dict, threads: int = 
     from .ncnn_int8 import int8_net
 
     src, q = NcnnModel.read(param, binf), NcnnModel.read(int8_param, int8_bin)
+    gemms_to_innerproducts(src)  # the fp32 graph the int8 one was made from (ncnn_int8.quantize's rewrites)
+    fold_affines(src)
     layers = [l for l in q.quantizable() if l.get(8, 0)]
-    net = calibrate.fp32_net(param, binf, threads)
-    try:
-        inputs = calibrate.extract(net, feeds, sorted({l.bottoms[0] for l in layers}))
-    finally:
-        net.clear()
     out = []
     with tempfile.TemporaryDirectory(prefix="edgekit-int8-prof-") as tmp:
+        src.write(Path(tmp) / "src.param", Path(tmp) / "src.bin")
+        net = calibrate.fp32_net(Path(tmp) / "src.param", Path(tmp) / "src.bin", threads)
+        try:
+            inputs = calibrate.extract(net, feeds, sorted({l.bottoms[0] for l in layers}))
+        finally:
+            net.clear()
         for lq in layers:
             x = np.ascontiguousarray(inputs[lq.bottoms[0]])
             nets = [calibrate.fp32_net(*_alone(src.layer(lq.name), Path(tmp), "fp32"), threads),
