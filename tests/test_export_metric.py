@@ -15,7 +15,7 @@ from tests.models import conv_net, save
 def test_bad_metrics_are_clear_and_write_nothing(tmp_path):
     model = save(conv_net(), tmp_path / "conv.onnx")
     out = tmp_path / "out"
-    common = dict(target="onnx", out=out, input_shapes=["x:1x3x16x16"])
+    common = dict(target="mnn", out=out, input_shapes=["x:1x3x16x16"])
     with pytest.raises(EdgekitError, match=r"--metric iou.*unknown metric; use one of cosine, top1, mask@T"):
         edgekit.export(model, precision="fp16", metric="iou", **common)
     with pytest.raises(EdgekitError, match=r"output 'feat' \[1, 4, 16, 16\] is not class scores"):
