@@ -32,29 +32,20 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
 from edgekit import export, load  # noqa: E402
+from edgekit.apps import TextReader  # noqa: E402
 from edgekit.apps.graphs import AppGraph  # noqa: E402
 from edgekit.backends import get as get_backend  # noqa: E402
 from edgekit.fixtures import OCR_MODELS, render_text_line, write_text_images  # noqa: E402
 from edgekit.harness import latency  # noqa: E402
+from edgekit.harness.task_metrics import char_accuracy  # noqa: E402
 from edgekit.manifest import Manifest, Preprocessing  # noqa: E402
 from edgekit.pipeline import imageops  # noqa: E402
-from edgekit.pipeline.nodes.ocr import load_dictionary, orient_lines, read_lines, rotate_crop, text_boxes  # noqa: E402
 from edgekit.quantize.repair import cosine  # noqa: E402
 
 APP_NODES = {"ppocr-cls": "classifier", "ppocr-rec": "recognizer", "ppocr-det": "detector"}
 HELD_OUT_LINES = ["Quarterly report 2025", "Shipping to Berlin", "Order #88213 paid", "Call +49 30 1234",
                   "Warehouse B aisle 7", "Best before 03/2027"]
 QUICK = {"models": "ppocr-cls,ppocr-rec,ppocr-det", "formats": "ncnn,onnx", "frames": 4, "calib": 16}
-
-
-def edit_distance(a: str, b: str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
 
 
 class Model:
@@ -78,35 +69,18 @@ class Model:
 
 
 class OcrChain:
-    """det -> cls -> rec on BGR frames with the app graph's options; any of the three can be swapped."""
+    """The OCR app's chain (edgekit.apps.TextReader: det -> cls -> rec, ONNX Runtime fp32) on the sample frames,
+    with any of its models replaced by an artifact."""
 
-    def __init__(self, graph: AppGraph, models: dict[str, Model], chars: list[str]):
-        self.db = graph.options("boxes", "db_postprocess")
-        self.orientation = graph.options("orientation", "text_orientation")
-        self.min_score = graph.options("decode", "ctc_decode").get("min_score", 0.5)
-        self.models, self.chars = models, chars
+    def __init__(self, cache: Path):
+        self.cache = cache
 
-    def text(self, frame: np.ndarray) -> str:
-        outs, ts = self.models["ppocr-det"].images([frame])
-        lines = text_boxes(next(iter(outs[0].values())), ts[0], **self.db)
-        if not lines:
-            return ""
-        crops = [rotate_crop(frame, ln["box"]) for ln in lines]
-        outs, _ = self.models["ppocr-cls"].images(crops)
-        crops, lines = orient_lines(crops, outs, lines, **self.orientation)
-        outs, _ = self.models["ppocr-rec"].images(crops)
-        return "".join(ln["text"] for ln in read_lines(outs, lines, self.chars, self.min_score))
-
-    def char_accuracy(self, frames: list, truth: list[str], **swap: Model) -> float:
-        """100 * (1 - edit distance / characters) over the frames, whitespace ignored (tests/pipeline/apps)."""
-        saved = dict(self.models)
-        self.models.update({k.replace("_", "-"): v for k, v in swap.items()})
-        try:
-            want = "".join("".join(truth).split())
-            errors = sum(edit_distance("".join(self.text(f).split()), want) for f in frames)
-        finally:
-            self.models = saved
-        return 100.0 * (1 - errors / (len(want) * len(frames)))
+    def char_accuracy(self, frames: list, truth: list[str], **swap: Path) -> float:
+        """OCR character accuracy (edgekit.harness.task_metrics) over the frames, `swap`: model -> artifact."""
+        artifacts = {APP_NODES[k.replace("_", "-")]: v for k, v in swap.items()}
+        with TextReader(backend="onnx", cache=self.cache, artifacts=artifacts) as reader:
+            reads = ["".join(line.text for line in reader.process(f)) for f in frames]
+        return char_accuracy(reads, ["".join(truth)] * len(frames))
 
 
 def ocr_sources(graph: AppGraph, name: str) -> tuple[Path, str, Preprocessing]:
@@ -168,6 +142,11 @@ def ort_reference(onnx_path: Path, model: Model, images: list) -> list[list[np.n
     return [sess.run(None, {model.spec.name: imageops.prepare(img, model.spec, model.pre)[0]}) for img in images]
 
 
+def _corners(v: np.ndarray) -> tuple:
+    """(x0, y0, x1, y1) of a (cx, cy, w, h) box."""
+    return v[0] - v[2] / 2, v[1] - v[3] / 2, v[0] + v[2] / 2, v[1] + v[3] / 2
+
+
 def blazeface_iou(ref: list, got: list) -> float:
     """IoU of the best-scoring anchor's raw box (the regressor's first 4 values) between the two runs."""
     ious = []
@@ -176,8 +155,7 @@ def blazeface_iou(ref: list, got: list) -> float:
         greg = g[0] if g[0].shape == reg.shape else g[1]
         k = int(np.argmax(score.reshape(-1)))
         a, b = reg.reshape(-1, reg.shape[-1])[k, :4], greg.reshape(-1, reg.shape[-1])[k, :4]
-        box = [lambda v: (v[0] - v[2] / 2, v[1] - v[3] / 2, v[0] + v[2] / 2, v[1] + v[3] / 2)][0]
-        (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = box(a), box(b)
+        (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = (_corners(v) for v in (a, b))
         inter = max(0, min(ax1, bx1) - max(ax0, bx0)) * max(0, min(ay1, by1) - max(ay0, by0))
         union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter
         ious.append(inter / union if union > 0 else 0.0)
@@ -221,14 +199,7 @@ def main(argv=None) -> int:
             sources[name] = (mediapipe_onnx("blazeface-short", work / "onnx"), fx.input_shape, fx.preprocessing)
         else:
             sources[name] = ocr_sources(graph, name)
-    # the fp32 ONNX chain every OCR variant is put into
-    ref_models = {}
-    for name in APP_NODES:
-        src, shape, pre = ocr_sources(graph, name)
-        r = export(src, target="onnx", out=work / "ref" / name, input_shapes=[shape], preprocessing=pre, force=True)
-        ref_models[name] = Model(r[0].path)
-    chars = load_dictionary(OCR_MODELS["ppocr-rec"].path)
-    chain = OcrChain(graph, ref_models, chars)
+    chain = OcrChain(work / "cache")  # the fp32 ONNX chain every OCR variant is put into
     report["ocr_reference_char_accuracy"] = chain.char_accuracy(frames, OCR_LINES)
     print(f"OCR chain, ONNX Runtime fp32: {report['ocr_reference_char_accuracy']:.2f}% characters", flush=True)
     int8_ocr = {}  # ncnn int8 det / rec paths, for the chain with both
@@ -281,7 +252,8 @@ def main(argv=None) -> int:
                 elif name == "blazeface":
                     r["box_iou"] = round(blazeface_iou(ref, got), 4)
                 else:
-                    r["char_accuracy"] = round(chain.char_accuracy(frames, OCR_LINES, **{name.replace("-", "_"): m}), 2)
+                    swap = {name.replace("-", "_"): r["path"]}
+                    r["char_accuracy"] = round(chain.char_accuracy(frames, OCR_LINES, **swap), 2)
                 if fp32_bytes:
                     r["size_ratio"] = round(r["bytes"] / fp32_bytes, 4)
                 m.close()
@@ -306,11 +278,8 @@ def main(argv=None) -> int:
                     int8_ocr[name.replace("-", "_")] = r["path"]
                 r.pop("path", None)
     if len(int8_ocr) == 2:  # ncnn int8 det and rec together in the chain
-        both = {k: Model(v) for k, v in int8_ocr.items()}
-        report["ncnn_int8_det_and_rec_char_accuracy"] = round(chain.char_accuracy(frames, OCR_LINES, **both), 2)
+        report["ncnn_int8_det_and_rec_char_accuracy"] = round(chain.char_accuracy(frames, OCR_LINES, **int8_ocr), 2)
         print(f"OCR chain, ncnn int8 det + rec: {report['ncnn_int8_det_and_rec_char_accuracy']:.2f}%")
-        for m in both.values():
-            m.close()
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1, default=str) + "\n")

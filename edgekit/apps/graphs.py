@@ -48,10 +48,12 @@ class AppGraph:
         return {k: v for k, v in spec.items() if k not in WIRING}
 
     def model(self, name: str, backend: str, threads: int | None, precision: str | None,
-              cache: str | Path | None) -> Inference:
-        """The graph's inference node `name`, opened on `backend` (exported into the cache once)."""
+              cache: str | Path | None, artifact: str | Path | None = None) -> Inference:
+        """The graph's inference node `name`, opened on `backend` (exported into the cache once), or on
+        `artifact` (an exported folder, as the pipeline's --artifact NODE=PATH)."""
         opts = self.options(name, "inference")
-        opts.update(backend=backend, threads=threads, cache=str(cache) if cache else None)
+        opts.update(backend=backend, threads=threads, cache=str(cache) if cache else None,
+                    artifact=str(artifact) if artifact else None)
         if precision is not None:
             opts["precision"] = precision
         node = Inference(name, **opts)

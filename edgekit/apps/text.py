@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import EdgekitError
 from ..pipeline.nodes.ocr import dictionary_for, orient_lines, read_lines, rotate_crop, text_boxes
 from .graphs import AppGraph, ModelsOwner, check_backend, check_frame, choose, run_images
 
@@ -37,20 +38,27 @@ class TextReader(ModelsOwner):
             samples/<app>.avi from tools/make_sample_media.py, where it exists).
         threads: runtime threads (None: the runtime's default).
         cache: the export cache folder (None: the pipeline's).
+        artifacts: node name (detector, classifier, recognizer) -> an exported artifact folder to run instead
+            of the graph's model, as the pipeline's --artifact NODE=PATH.
     """
 
     def __init__(self, backend: str = "onnx", version: str = "v4", precision: str | None = None,
-                 threads: int | None = None, cache: str | Path | None = None, calib: str | Path | None = None):
+                 threads: int | None = None, cache: str | Path | None = None, calib: str | Path | None = None,
+                 artifacts: dict[str, str | Path] | None = None):
         graph = AppGraph("ocr", choose("version", version, GRAPHS), calib)
         check_backend(backend)
         self.db = graph.options("boxes", "db_postprocess")
         self.orientation = graph.options("orientation", "text_orientation")
         decode = graph.options("decode", "ctc_decode")
         self.min_score = decode.get("min_score", 0.5)
+        nodes = ("detector", "classifier", "recognizer")
+        unknown = set(artifacts or {}) - set(nodes)
+        if unknown:
+            raise EdgekitError(f"artifacts: no model node {', '.join(sorted(unknown))}; the nodes: {', '.join(nodes)}")
         self.models = []
         try:
-            for name in ("detector", "classifier", "recognizer"):
-                self.models.append(graph.model(name, backend, threads, precision, cache))
+            for name in nodes:
+                self.models.append(graph.model(name, backend, threads, precision, cache, (artifacts or {}).get(name)))
         except BaseException:
             self.close()
             raise

@@ -167,6 +167,7 @@ class NcnnBackend(Backend):
         outs = [TensorSpec(s.name, s.dtype, s.shape, f"out{i}", None, _batch_field(axes.get(f"out{i}")))
                 for i, s in enumerate(outputs)]
         settings = fp_options(options.precision)
+        _survives(outdir / "model.ncnn.param", outdir / "model.ncnn.bin", ins, outs, options)
         weights = "fp16" if fp16 == "1" else "fp32"
         compute = "fp16 storage + arithmetic where the CPU has it" if options.precision == "fp16" else "fp32"
         quantized = None
@@ -210,6 +211,51 @@ def unsupported_layers(param: Path) -> dict[str, list[str]]:
         if len(parts) >= 2 and ncnn.layer_to_index(parts[0]) < 0:
             bad.setdefault(parts[0], []).append(parts[1])
     return bad
+
+
+# Run in a child: load the model, feed random inputs, extract every output. pnnx can write a graph the ncnn runtime
+# crashes on (seen: PP-OCRv4 rec at 48x480 after the rung "rewrites", a segfault in Extractor.extract), and a crash
+# in-process would take the user's export, pipeline or test run down with it.
+_PROBE = """
+import json, sys
+import numpy as np, ncnn
+a = json.loads(sys.argv[1])
+net = ncnn.Net()
+for k, v in a["opt"].items():
+    setattr(net.opt, k, v)
+net.opt.num_threads = 1
+assert net.load_param(a["param"]) == 0 and net.load_model(a["bin"]) == 0
+rng = np.random.default_rng(0)
+with net.create_extractor() as ex:
+    for name, shape in a["inputs"].items():
+        ex.input(name, ncnn.Mat(rng.uniform(-1, 1, shape).astype(np.float32)).clone())
+    for name in a["outputs"]:
+        ex.extract(name)
+"""
+
+
+def _survives(param: Path, binf: Path, ins: list[TensorSpec], outs: list[TensorSpec], options) -> None:
+    """Refuse (this rung) a converted model that crashes the ncnn runtime, found in a child process."""
+    import json
+    import signal
+    import sys
+
+    shapes = options.shapes[0] if options.shapes else {}
+    inputs = {}
+    for s in ins:
+        shape = [int(d) if isinstance(d, int) else 1 for d in shapes.get(s.name, s.shape)]
+        axis = batch_axis(s)
+        inputs[s.backend_name] = shape[:axis] + shape[axis + 1:] if axis is not None and len(shape) > axis else shape
+    arg = {"param": str(param), "bin": str(binf), "opt": fp_options("fp32"), "inputs": inputs,
+           "outputs": [s.backend_name for s in outs]}
+    proc = run_tool([sys.executable, "-c", _PROBE, json.dumps(arg)], cwd=param.parent, timeout=600)
+    rc = proc.returncode
+    sig = -rc if rc < 0 else rc - 128 if rc > 128 else 0
+    if sig:
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else f"signal {sig}"
+        raise ConversionError("ncnn", f"the ncnn runtime crashes ({name}) running the model pnnx wrote, at input "
+                                      f"{inputs}: an ncnn bug for this graph (the child process that found it "
+                                      "died, not this one)", tail(proc.stdout))
 
 
 def _int8(outdir: Path, ins: list[TensorSpec], outs: list[TensorSpec], options) -> tuple[str, str, dict]:

@@ -112,7 +112,7 @@ def artifact_for(ref: str | Path, backend: str, input_shapes: list[str] | None =
     from ..fsutil import sha256
 
     extra: dict = {}
-    suffix = ""
+    suffix, framed = "", False
     if gate.precision != "fp32":  # keyed by the gate (and, for int8, the calibration media)
         import hashlib
 
