@@ -83,11 +83,27 @@ def test_textreader_is_the_ocr_graph(app_run, graph_run, samples, pipeline_cache
             same_lines(lines, rec["lines"])
 
 
+def test_textreader_runs_a_given_artifact_in_a_node(app_run, samples, pipeline_cache):
+    """artifacts={"recognizer": folder}: that node runs the artifact (here MNN's) and the other two the backend's
+    (ONNX Runtime), reading what the ONNX Runtime graph reads."""
+    from edgekit.apps import TextReader
+
+    graph = app_run("ocr", "onnx")
+    assert graph.error is None, graph.error
+    with TextReader(backend="mnn", cache=pipeline_cache) as mnn:
+        rec = mnn.recognizer.path
+    with TextReader(backend="onnx", cache=pipeline_cache, artifacts={"recognizer": rec}) as reader:
+        assert reader.recognizer.path == rec and reader.detector.path.suffix == ".onnx"
+        for frame, want in zip(frames(samples["ocr"], 2), graph.records):
+            assert [ln.text for ln in reader.process(frame)] == [r["text"] for r in want["lines"]]
+
+
 @pytest.mark.parametrize("api,options,message", [
     ("FaceMesh", {"backend": "coreml"}, "unknown backend 'coreml'; use one of: "),
     ("FaceMesh", {"detector": "medium"}, "detector must be one of 'short', 'full', not 'medium'"),
     ("TextReader", {"version": "v5"}, "version must be one of 'v4', 'v6', not 'v5'"),
     ("TextReader", {"backend": "tensorrt"}, "unknown backend 'tensorrt'"),
+    ("TextReader", {"artifacts": {"reader": "x"}}, "artifacts: no model node reader; the nodes: detector, "),
 ])
 def test_bad_options_are_refused_in_one_line_before_any_export(api, options, message, tmp_path):
     import edgekit.apps
