@@ -60,10 +60,10 @@ def test_precision_really_used_is_recorded(ocr_exports):
 
 
 def test_a_model_that_crashes_the_ncnn_runtime_is_a_refused_rung(tmp_path):
-    """pnnx's graph for PP-OCRv4 rec at 48x480 after the op-family rewrites segfaults ncnn's Extractor.extract
-    (ncnn 1.0.20261020 on x86). The crash is found in a child process: the rung is refused with a message that
-    says so, nothing is written, and this process lives on. (Where this build of ncnn does not crash, the rung
-    verifies as usual.)"""
+    """pnnx's graph for PP-OCRv4 rec at 48x480 after the op-family rewrites (an Unsqueeze written as ExpandDims)
+    segfaults ncnn's Extractor.extract (ncnn 1.0.20261020 on x86). The crash is found in a child process: the
+    rung is refused with a message that says so, nothing is written, and this process lives on. (Where this
+    build of ncnn does not crash, the rung verifies as usual.)"""
     fx = OCR_MODELS["ppocr-rec"]
     (r,) = edgekit.export(fx.path, target="ncnn", out=tmp_path / "out", input_shapes=["x:1x3x48x480"],
                           preprocessing=fx.preprocessing, recipe="rewrites")

@@ -214,8 +214,9 @@ def unsupported_layers(param: Path) -> dict[str, list[str]]:
 
 
 # Run in a child: load the model, feed random inputs, extract every output. pnnx can write a graph the ncnn runtime
-# crashes on (seen: PP-OCRv4 rec at 48x480 after the rung "rewrites", a segfault in Extractor.extract), and a crash
-# in-process would take the user's export, pipeline or test run down with it.
+# crashes on (seen: PP-OCRv4 rec at 48x480 after the rung "rewrites", whose Unsqueeze pnnx writes as an ExpandDims
+# that makes Extractor.extract segfault), and a crash in-process would take the user's export, pipeline or test
+# run down with it.
 _PROBE = """
 import json, sys
 import numpy as np, ncnn
@@ -227,8 +228,9 @@ net.opt.num_threads = 1
 assert net.load_param(a["param"]) == 0 and net.load_model(a["bin"]) == 0
 rng = np.random.default_rng(0)
 with net.create_extractor() as ex:
-    for name, shape in a["inputs"].items():
-        ex.input(name, ncnn.Mat(rng.uniform(-1, 1, shape).astype(np.float32)).clone())
+    feeds = {name: rng.uniform(-1, 1, shape).astype(np.float32) for name, shape in a["inputs"].items()}
+    for name, x in feeds.items():  # x stays referenced: ncnn.Mat(x) borrows its memory until clone()
+        ex.input(name, ncnn.Mat(x).clone())
     for name in a["outputs"]:
         ex.extract(name)
 """
@@ -254,8 +256,8 @@ def _survives(param: Path, binf: Path, ins: list[TensorSpec], outs: list[TensorS
     if sig:
         name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else f"signal {sig}"
         raise ConversionError("ncnn", f"the ncnn runtime crashes ({name}) running the model pnnx wrote, at input "
-                                      f"{inputs}: an ncnn bug for this graph (the child process that found it "
-                                      "died, not this one)", tail(proc.stdout))
+                                      f"{inputs}: a graph this ncnn cannot run (a pnnx or ncnn bug; the child process "
+                                      "that found it died, not this one)", tail(proc.stdout))
 
 
 def _int8(outdir: Path, ins: list[TensorSpec], outs: list[TensorSpec], options) -> tuple[str, str, dict]:
