@@ -11,7 +11,8 @@ held-out inputs against ONNX Runtime fp32: worst output cosine drop, and the tas
   the functions edgekit.apps.TextReader calls) on the sample video's frames (tools/make_sample_media.py) with
   this artifact in its place and ONNX Runtime fp32 for the other two models; ncnn also with int8 det and rec;
 - blazeface: the best anchor's decoded box IoU against ONNX Runtime fp32 on the face frames.
-Models take the OCR app's input shapes and preprocessing (apps/ocr/graph.yaml).
+Models take the app graphs' input shapes, preprocessing and gate metric (apps/ocr/graph.yaml, apps/face/graph.yaml:
+det mask@0.3, cls and rec top1, BlazeFace mask@0 on its scores and cosine on its regressors).
 
     python benchmarks/quantization.py [--quick] [--models ...] [--formats ncnn,mnn,openvino,onnx,tflite]
                                       [--threads 1,2] [--json benchmarks/results/quantization.json]
@@ -83,9 +84,10 @@ class OcrChain:
         return char_accuracy(reads, ["".join(truth)] * len(frames))
 
 
-def ocr_sources(graph: AppGraph, name: str) -> tuple[Path, str, Preprocessing]:
+def ocr_sources(graph: AppGraph, name: str) -> tuple[Path, str, Preprocessing, object]:
+    """(model, input shape, preprocessing, gate metric) as the OCR app's graph names them."""
     opts = graph.options(APP_NODES[name], "inference")
-    return OCR_MODELS[name].path, opts["input_shape"], Preprocessing(**opts["preprocessing"])
+    return OCR_MODELS[name].path, opts["input_shape"], Preprocessing(**opts["preprocessing"]), opts.get("metric")
 
 
 def write_lines(folder: Path, texts: list[str], rotate_half: bool) -> list[Path]:
@@ -196,7 +198,9 @@ def main(argv=None) -> int:
             from edgekit.fixtures import MEDIAPIPE_MODELS, mediapipe_onnx
 
             fx = MEDIAPIPE_MODELS["blazeface-short"]
-            sources[name] = (mediapipe_onnx("blazeface-short", work / "onnx"), fx.input_shape, fx.preprocessing)
+            metric = AppGraph("face", "graph.yaml").options("detector", "inference").get("metric")
+            sources[name] = (mediapipe_onnx("blazeface-short", work / "onnx"), fx.input_shape, fx.preprocessing,
+                             metric)
         else:
             sources[name] = ocr_sources(graph, name)
     chain = OcrChain(work / "cache")  # the fp32 ONNX chain every OCR variant is put into
@@ -204,7 +208,7 @@ def main(argv=None) -> int:
     print(f"OCR chain, ONNX Runtime fp32: {report['ocr_reference_char_accuracy']:.2f}% characters", flush=True)
     int8_ocr = {}  # ncnn int8 det / rec paths, for the chain with both
     for name in models:
-        src, shape, pre = sources[name]
+        src, shape, pre, metric = sources[name]
         calib, held = data_for(name, work / "data", frames, args.calib)
         import cv2
 
@@ -223,6 +227,7 @@ def main(argv=None) -> int:
                 t0 = time.perf_counter()
                 res = export(src, target=fmt, out=work / "art" / name / prec, input_shapes=[shape] if shape else None,
                              precision=prec, data=held, preprocessing=pre, max_drop=args.max_drop, force=True,
+                             metric=metric if prec != "fp32" else None,
                              keep_inaccurate=True, **({"calib": calib} if prec == "int8" else {}))[0]
                 row["export_seconds"] = round(time.perf_counter() - t0, 1)
                 row["status"] = res.status

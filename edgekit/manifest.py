@@ -81,6 +81,8 @@ class Preprocessing:
                 raise EdgekitError(f"preprocessing {key} {text}: every value must be a finite number")
             if key == "std" and 0 in nums:
                 raise EdgekitError(f"preprocessing std {text}: a std of 0 divides by zero; give non-zero values")
+            if not isinstance(vals, (list, tuple)):  # a bare number (mean: 0.5 in a graph file) is every channel's
+                setattr(self, key, nums * 3)
         return self
 
 

@@ -89,6 +89,7 @@ def test_bad_mean_or_std_is_refused_from_python_yaml_and_manifests():
         preprocessing_from({"std": 0})
     assert preprocessing_from({"mean": 0.5, "std": 0.5}).std == [0.5] * 3  # the face app's YAML still loads
     assert Preprocessing(mean=[0.5], std=[0.5]).validate().mean == [0.5]  # one value still works
+    assert Preprocessing(mean=0.5, std=2).mean == [0.5] * 3  # a bare number is every channel's (Python API)
     assert Preprocessing(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
 
 

@@ -112,8 +112,9 @@ def _config(work: Path, samples: list[dict], inputs, pre, skip: list[str], ema: 
         for i, img in enumerate(images):  # channel 0 written as R: MNN reads RGBA and keeps "RGB" order
             cv2.imwrite(str(calib / f"s{i:04d}.png"), np.ascontiguousarray(img[..., ::-1]))
         h, w = images[0].shape[:2]
-        return ({"format": "RGB", "mean": [m / pre.scale for m in pre.mean],
-                 "normal": [pre.scale / s for s in pre.std], "width": w, "height": h, "path": str(calib) + "/",
+        mean3, std3 = (np.broadcast_to(np.float64(v), 3) for v in (pre.mean, pre.std))  # one value: every channel
+        return ({"format": "RGB", "mean": [float(m / pre.scale) for m in mean3],
+                 "normal": [float(pre.scale / s) for s in std3], "width": w, "height": h, "path": str(calib) + "/",
                  "used_image_num": len(images), "feature_quantize_method": "KL",
                  "weight_quantize_method": "MAX_ABS", "skip_quant_op_names": skip},
                 "KL (MNN's quantizer, per-channel MAX_ABS weights)")

@@ -23,11 +23,7 @@ def preprocessing_from(value) -> Preprocessing | None:
     bad = set(value) - known
     if bad:
         raise EdgekitError(f"preprocessing: unknown key(s) {', '.join(sorted(bad))}; known: {', '.join(sorted(known))}")
-    v = dict(value)
-    for k in ("mean", "std"):
-        if k in v and not isinstance(v[k], list):
-            v[k] = [float(v[k])] * 3
-    return Preprocessing(**v)
+    return Preprocessing(**value)
 
 
 @register("inference")
