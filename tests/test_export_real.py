@@ -59,16 +59,58 @@ def test_precision_really_used_is_recorded(ocr_exports):
             assert (p.requested, p.weights, p.compute) == ("fp32", "fp32", "fp32"), r.format
 
 
+def _rec_48x480_with_unsqueeze_at_batch_axis(path):
+    """PP-OCRv4 rec at 48x480 with its Reshape [1,60,120] -> [1,1,60,120] written as an Unsqueeze at axis 0 (what
+    unit-axis-reshape wrote before it kept a leading 1 in place): pnnx makes it an ncnn ExpandDims that segfaults
+    ncnn's Extractor.extract (ncnn 1.0.20261020 on x86)."""
+    import onnx
+    from onnx import numpy_helper
+
+    from edgekit.onnx.graph_edit import static_shapes
+    from edgekit.onnx import passes
+    from edgekit.onnx.passes import unit_axis_reshape
+
+    model = onnx.load(OCR_MODELS["ppocr-rec"].path)
+    for d, v in zip(model.graph.input[0].type.tensor_type.shape.dim, (1, 3, 48, 480)):
+        d.ClearField("dim_param")
+        d.dim_value = v
+    model, _ = passes.apply(model, ["simplify", "unit-axis-reshape"])
+    shapes = static_shapes(model)
+    unsqueezed = 0
+    for node in model.graph.node:
+        if node.op_type == "Unsqueeze":
+            axes = unit_axis_reshape.unit_axes(shapes[node.output[0]], shapes[node.input[0]])
+            assert axes == [0]
+            if len(node.input) > 1:
+                inits = {i.name: i for i in model.graph.initializer}
+                inits[node.input[1]].CopyFrom(numpy_helper.from_array(np.array(axes, np.int64), node.input[1]))
+            else:
+                (attr,) = [a for a in node.attribute if a.name == "axes"]
+                attr.CopyFrom(onnx.helper.make_attribute("axes", axes))
+            unsqueezed += 1
+    assert unsqueezed == 1
+    onnx.save(model, str(path))
+    return path
+
+
 def test_a_model_that_crashes_the_ncnn_runtime_is_a_refused_rung(tmp_path):
-    """pnnx's graph for PP-OCRv4 rec at 48x480 after the op-family rewrites (an Unsqueeze written as ExpandDims)
-    segfaults ncnn's Extractor.extract (ncnn 1.0.20261020 on x86). The crash is found in a child process: the
-    rung is refused with a message that says so, nothing is written, and this process lives on. (Where this
-    build of ncnn does not crash, the rung verifies as usual.)"""
+    """The crash is found in a child process: the rung is refused with a message that says so, nothing is written,
+    and this process lives on. (Where this build of ncnn does not crash, the rung verifies as usual.)"""
     fx = OCR_MODELS["ppocr-rec"]
-    (r,) = edgekit.export(fx.path, target="ncnn", out=tmp_path / "out", input_shapes=["x:1x3x48x480"],
-                          preprocessing=fx.preprocessing, recipe="rewrites")
+    src = _rec_48x480_with_unsqueeze_at_batch_axis(tmp_path / "rec_unsqueeze0.onnx")
+    (r,) = edgekit.export(src, target="ncnn", out=tmp_path / "out", preprocessing=fx.preprocessing,
+                          recipe="default")
     if not r.ok:
         assert r.error.startswith("ncnn: the ncnn runtime crashes (SIGSEGV) running the model pnnx wrote"), r.error
         assert r.path is None and not any((tmp_path / "out").glob("*/*.param"))
     else:
         assert r.manifest.verification.passed
+
+
+def test_rec_at_48x480_converts_with_the_rewrites_rung(tmp_path):
+    """The same Reshape through unit-axis-reshape (the Unsqueeze after the leading batch 1) converts and verifies."""
+    fx = OCR_MODELS["ppocr-rec"]
+    (r,) = edgekit.export(fx.path, target="ncnn", out=tmp_path / "out", input_shapes=["x:1x3x48x480"],
+                          preprocessing=fx.preprocessing, recipe="rewrites")
+    assert r.ok, r.error
+    assert "unit-axis-reshape" in r.manifest.passes and r.manifest.verification.passed

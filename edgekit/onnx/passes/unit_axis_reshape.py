@@ -38,7 +38,8 @@ def run(model: onnx.ModelProto) -> tuple[onnx.ModelProto, bool]:
         src, dst = shapes.get(node.input[0]), shapes.get(node.output[0])
         if src is None or dst is None or src == dst:
             continue
-        op, axes = ("Squeeze", unit_axes(src, dst)) if len(src) > len(dst) else ("Unsqueeze", unit_axes(dst, src))
+        op, axes = (("Squeeze", unit_axes(src, dst)) if len(src) > len(dst)
+                    else ("Unsqueeze", unit_axes(dst, src, keep_leading=True)))
         if axes is None:
             continue
         name = node.name or node.output[0]
@@ -56,9 +57,18 @@ def run(model: onnx.ModelProto) -> tuple[onnx.ModelProto, bool]:
     return model, changed
 
 
-def unit_axes(longer: list[int], shorter: list[int]) -> list[int] | None:
+def unit_axes(longer: list[int], shorter: list[int], keep_leading: bool = False) -> list[int] | None:
     """The axes of `longer` (all of length 1) whose removal gives `shorter`, matched from the right; None if
-    `shorter` is not `longer` without some unit axes."""
+    `shorter` is not `longer` without some unit axes.
+
+    `keep_leading` (inserting axes): a leading 1 of `shorter` stays axis 0, the new unit axes go after it (the
+    same function). pnnx takes that axis as the batch axis it drops; an Unsqueeze at axis 0 of [1, 60, 120]
+    (PP-OCRv4 rec at 48x480) became an ncnn ExpandDims that crashes ncnn's Extractor.extract, at axis 1 it
+    converts and verifies. Removing keeps the right-hand match: a recurrent state [D=1, B=1, H] -> [1, H]
+    drops axis 0, its batch axis being axis 1."""
+    if keep_leading and len(longer) > 1 and shorter and longer[0] == 1 and shorter[0] == 1:
+        inner = unit_axes(longer[1:], shorter[1:], keep_leading)
+        return [a + 1 for a in inner] if inner else None
     axes, j = [], len(shorter) - 1
     for i in range(len(longer) - 1, -1, -1):
         if j >= 0 and longer[i] == shorter[j]:

@@ -51,6 +51,11 @@ def test_axes_are_matched_from_the_right_and_other_reshapes_are_left_alone():
     assert unit_axis_reshape.unit_axes([1, 4, 1, 16], [4, 16]) == [0, 2]
     assert unit_axis_reshape.unit_axes([2, 8], [16]) is None  # merges real axes: a true reshape
     assert unit_axis_reshape.unit_axes([1, 16, 1], [16, 2]) is None
+    # inserting: a leading 1 (the batch axis a converter drops) stays axis 0
+    assert unit_axis_reshape.unit_axes([1, 1, 60, 120], [1, 60, 120]) == [0]
+    assert unit_axis_reshape.unit_axes([1, 1, 60, 120], [1, 60, 120], keep_leading=True) == [1]
+    assert unit_axis_reshape.unit_axes([1, 1, 1, 1], [1, 1], keep_leading=True) == [2, 3]
+    assert unit_axis_reshape.unit_axes([1, 4, 1], [4], keep_leading=True) == [0, 2]  # no leading 1 to keep
 
 
 def test_ncnn_converts_the_state_head_only_with_the_rewrite(tmp_path):
