@@ -24,7 +24,7 @@ from .errors import EdgekitError, ModelError
 from .fsutil import atomic_dir, check_destination, check_writable_dir, sha256
 from .harness import compare
 from .harness import inputs as inputs_mod
-from .harness.quantized_source import float_rewrite, is_dynamically_quantized
+from .harness.quantized_source import allowance, float_rewrite, is_dynamically_quantized
 from .harness.reference import freeze
 from .manifest import Manifest, OutputCheck, Preprocessing, TensorSpec, Verification, file_checksums
 from .onnx import inspect
@@ -117,20 +117,14 @@ class ExportJob:
             self.normalized[passes] = (path, applied, sha256(path))
         return self.normalized[passes]
 
-    def tolerances_for(self, model_path: Path) -> dict:
+    def tolerances_for(self, passes: list[str]) -> dict:
         """One rung's verification tolerance: the export's, or for a dynamically quantized source that widened
-        by the source's own quantization gap (compare.quantization_allowance), k = 1 when the rung's model is
-        all float (dequantize-dynamic rewrote every quantized op), 2 when the backend runs quantized ops."""
+        by the source's own quantization gap (harness/quantized_source.allowance, the rule `check` applies)."""
         if not is_dynamically_quantized(self.fixed):
             return self.tolerances
         if self.quantization is None:
             self.quantization = float_rewrite(self.fixed, self.reference.samples)
-        floats, steps = self.quantization
-        if floats is None:
-            return self.tolerances
-        model = onnx.load(str(model_path), load_external_data=False)
-        k = 2 if is_dynamically_quantized(model) else 1
-        return compare.quantization_allowance(self.tolerances, self.reference.outputs, floats, k, steps)
+        return allowance(self.tolerances, self.reference.outputs, self.quantization, passes)
 
 
 def export(model: str | Path, target: str = "all", *, out: str | Path | None = None,
@@ -420,7 +414,7 @@ def _convert_and_verify(backend, rung: Recipe, model_path: Path, applied: list[s
     job.progress(fmt, f"verifying against ONNX Runtime{step}")
     runner = open_artifact(art, manifest, threads=job.options.get("threads"), files_checked=True)
     manifest.precision.compute = runner.effective_precision  # what the runtime really chose
-    manifest.verification = verify(runner, job.reference, job.tolerances_for(model_path), job.precision)
+    manifest.verification = verify(runner, job.reference, job.tolerances_for(list(applied)), job.precision)
     return manifest
 
 

@@ -16,8 +16,8 @@ from ..runner import reference as reference_runner
 from ..version import __version__
 from . import inputs as inputs_mod
 from .bisect import bisect as run_bisect
-from .compare import DEFAULT_TOLERANCES, OutputReport, compare_outputs, metrics, quantization_allowance, tolerance_for
-from .quantized_source import float_rewrite, is_dynamically_quantized
+from .compare import DEFAULT_TOLERANCES, OutputReport, compare_outputs, metrics, tolerance_for
+from .quantized_source import allowance, float_rewrite, is_dynamically_quantized
 from .reference import GOLDEN_META, check_compatible, load_golden, reference_model, save_golden, source_model
 
 
@@ -109,7 +109,7 @@ def check(artifacts: list[str | Path], model: str | Path | None = None, data: li
     first = runners[0].manifest
     pre = preprocessing or first.preprocessing
     golden_path = Path(golden) if golden else None
-    rewrite: tuple = (None, {})  # a dynamically quantized source: its float rewrite's outputs and steps
+    rewrite: tuple = (None, {}, False)  # a dynamically quantized source: quantized_source.float_rewrite
     if golden_path is not None and (golden_path / GOLDEN_META).is_file():
         feeds, refs, meta = load_golden(golden_path)
         reference = f"saved goldens in {golden_path} ({meta.get('reference')})"
@@ -143,9 +143,7 @@ def check(artifacts: list[str | Path], model: str | Path | None = None, data: li
         m = runner.manifest
         precision = m.precision.requested if m.format != "onnx" else "fp32"
         tol = tolerances_for(precision, atol, rtol, cos)
-        if rewrite[0] is not None:  # k = 1 where the artifact runs the float rewrite, else 2 (as in export)
-            tol = quantization_allowance(tol, refs, rewrite[0], 1 if "dequantize-dynamic" in m.passes else 2,
-                                         rewrite[1])
+        tol = allowance(tol, refs, rewrite, m.passes)  # the rule export applies
         outputs = compare_outputs(refs, outs, tol)
         art = ArtifactReport(str(path), m.format, {"requested": m.precision.requested, "weights": m.precision.weights,
                                                    "compute": runner.effective_precision},
