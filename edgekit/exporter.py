@@ -164,8 +164,9 @@ def export(model: str | Path, target: str = "all", *, out: str | Path | None = N
         max_drop: int8 accuracy budget: each output's cosine to ONNX Runtime fp32 at least 1 - max_drop and
             class scores keeping their top-1 in that fraction of rows; layers move back to float until it holds.
         metric: what the fp16/int8 drop is judged by instead, per output kind: "cosine" (the default rule),
-            "top1" (argmax agreement of class-score rows, e.g. a CTC recogniser's time steps) or "mask@T" (IoU
-            of the output thresholded at T, e.g. a probability map); "OUTPUT=KIND" for one output, a list or
+            "top1" (argmax agreement of class-score rows: a classifier), "ctc" / "ctc@B" (a CTC recogniser's
+            greedy-decoded text against the reference's, blank class B, default 0) or "mask@T" (IoU of the
+            output thresholded at T, e.g. a probability map); "OUTPUT=KIND" for one output, a list or
             {output: kind} for several. The output passes when the metric over the samples is >= 1 - max_drop;
             the quantizers' repair loop and the final verification use it, and the manifest records it.
         const: inputs that are constant in deployment, frozen to their value before converting

@@ -16,12 +16,16 @@ def test_bad_metrics_are_clear_and_write_nothing(tmp_path):
     model = save(conv_net(), tmp_path / "conv.onnx")
     out = tmp_path / "out"
     common = dict(target="mnn", out=out, input_shapes=["x:1x3x16x16"])
-    with pytest.raises(EdgekitError, match=r"--metric iou.*unknown metric; use one of cosine, top1, mask@T"):
+    with pytest.raises(EdgekitError, match=r"--metric iou.*unknown metric; use one of cosine, top1, ctc, mask@T"):
         edgekit.export(model, precision="fp16", metric="iou", **common)
     with pytest.raises(EdgekitError, match=r"output 'feat' \[1, 4, 16, 16\] is not class scores"):
         edgekit.export(model, precision="fp16", metric="top1", **common)
     with pytest.raises(EdgekitError, match=r"the model has no output 'scores'; its outputs: feat"):
         edgekit.export(model, precision="fp16", metric=["scores=top1"], **common)
+    with pytest.raises(EdgekitError, match=r"output 'feat' \[1, 4, 16, 16\] is not a CTC recogniser's"):
+        edgekit.export(model, precision="fp16", metric="ctc", **common)
+    with pytest.raises(EdgekitError, match=r"ctc@B takes the blank class index B"):
+        edgekit.export(model, precision="fp16", metric="ctc@last", **common)
     with pytest.raises(EdgekitError, match=r"mask@T takes a number T"):
         edgekit.export(model, precision="fp16", metric="mask@high", **common)
     with pytest.raises(EdgekitError, match=r"judges the fp16/int8 drop; fp32 is verified with the fp32 tolerance"):
@@ -51,6 +55,32 @@ def test_pooled_task_metrics_on_real_outputs():
     a[0, :4], b[0, :3], b[1, 9] = 1, 1, 1  # 3 pixels shared, 5 in the union
     assert compare.task_metric("mask@0.5", [a], [b]) == pytest.approx(3 / 5)
     assert compare.task_metric("mask@0.5", [np.zeros(3)], [np.zeros(3)]) == 1.0
+
+
+def _steps(ids: list[int], classes: int = 6, margin: float = 1.0):
+    """[1, T, C] CTC scores whose argmax per step is `ids`, by `margin` over the rest."""
+    import numpy as np
+
+    x = np.zeros((1, len(ids), classes), np.float32)
+    x[0, np.arange(len(ids)), ids] = margin
+    return x
+
+
+def test_ctc_greedy_decoding_and_the_ctc_metric():
+    """ctc judges the text a CTC recogniser reads: repeats merged, blanks dropped, edit distance to the reference's
+    decoding pooled over samples. A flip between a character's two steps, or a blank step becoming the same
+    character, reads alike (per-step top1 would count them); a lost or changed character counts."""
+    assert compare.ctc_greedy(_steps([0, 3, 3, 0, 3, 5, 5, 0])[0]) == [3, 3, 5]
+    assert compare.ctc_greedy(_steps([2, 2, 4, 2])[0], blank=2) == [4]
+    ref = [_steps([0, 3, 3, 0, 5, 0]), _steps([1, 0, 2, 2, 0, 4])]
+    alike = [_steps([0, 3, 0, 0, 5, 5]), _steps([1, 1, 2, 0, 0, 4])]  # 4 of 12 steps differ, same text
+    assert compare.task_metric("top1", ref, alike) == pytest.approx(8 / 12)
+    assert compare.task_metric("ctc", ref, alike) == 1.0
+    worse = [_steps([0, 3, 3, 0, 0, 0]), _steps([1, 0, 2, 2, 0, 1])]  # 5 lost; 4 read as 1: 2 edits of 5 chars
+    assert compare.task_metric("ctc", ref, worse) == pytest.approx(1 - 2 / 5)
+    assert compare.task_metric("ctc@5", ref, ref) == 1.0
+    assert compare.task_metric("ctc", [_steps([0, 0])], [_steps([0, 0])]) == 1.0  # nothing to read, nothing read
+    assert compare.task_metric("ctc", [_steps([0, 0])], [_steps([0, 3])]) == 0.0
 
 
 def test_int8_gate_judged_by_top1_is_recorded(tmp_path):

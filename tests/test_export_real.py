@@ -66,8 +66,8 @@ def _rec_48x480_with_unsqueeze_at_batch_axis(path):
     import onnx
     from onnx import numpy_helper
 
-    from edgekit.onnx.graph_edit import static_shapes
     from edgekit.onnx import passes
+    from edgekit.onnx.graph_edit import static_shapes
     from edgekit.onnx.passes import unit_axis_reshape
 
     model = onnx.load(OCR_MODELS["ppocr-rec"].path)

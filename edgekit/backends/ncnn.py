@@ -215,8 +215,8 @@ def unsupported_layers(param: Path) -> dict[str, list[str]]:
 
 # Run in a child: load the model, feed random inputs, extract every output. pnnx can write a graph the ncnn runtime
 # crashes on (seen: PP-OCRv4 rec at 48x480 with an Unsqueeze at axis 0, which pnnx writes as an ExpandDims that
-# makes Extractor.extract segfault; unit-axis-reshape now inserts after the leading 1), and a crash in-process would take the user's export, pipeline or test
-# run down with it.
+# makes Extractor.extract segfault; unit-axis-reshape now inserts after the leading 1), and a crash in-process
+# would take the user's export, pipeline or test run down with it.
 _PROBE = """
 import json, sys
 import numpy as np, ncnn

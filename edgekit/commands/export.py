@@ -36,9 +36,9 @@ def register(sub) -> None:
                         "layers move back to float until it holds (default 1%%)")
     p.add_argument("--metric", action="append", default=None, metavar="[OUTPUT=]KIND",
                    help="what the fp16/int8 drop is judged by: cosine (default), top1 (argmax agreement of class-"
-                        "score rows, e.g. a CTC recogniser's time steps) or mask@T (IoU of the output thresholded at "
-                        "T, e.g. mask@0.3 for a probability map); the metric must reach 1 - --max-drop; OUTPUT=KIND "
-                        "for one output (repeatable)")
+                        "score rows: a classifier), ctc or ctc@BLANK (a CTC recogniser's greedy-decoded text) or "
+                        "mask@T (IoU of the output thresholded at T, e.g. mask@0.3 for a probability map); the metric "
+                        "must reach 1 - --max-drop; OUTPUT=KIND for one output (repeatable)")
     p.add_argument("--const", action="append", default=None, metavar="NAME=VALUE",
                    help="an input that is constant in deployment (a sample rate, a mode flag), frozen to VALUE "
                         "before converting; If branches on it fold away (repeatable)")

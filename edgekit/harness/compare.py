@@ -12,8 +12,12 @@ it). For outputs under 1000 elements the percentile is the maximum, so small out
 max abs error is still measured and reported.
 
 Task metrics (`METRICS`): at fp16/int8 the drop can be judged by what the deployment measures instead of the
-whole output's cosine: `top1` (argmax agreement of class-score rows, e.g. a CTC recogniser's time steps) or
-`mask@T` (IoU of the output thresholded at T: a segmentation or DB probability map). Such an output passes
+whole output's cosine: `top1` (argmax agreement of class-score rows: a classifier), `ctc` / `ctc@B` (a CTC
+recogniser's [N, T, C] scores, greedy-decoded as its app decodes them (argmax per step, repeats merged, blank B,
+default 0, dropped) and scored by character agreement with the reference's decoding: 1 - edit distance / the
+reference's length, pooled; the per-step top-1 also counts the blank steps and the near-ties between a
+character's steps that decode to the same text, so it refuses int8 recognisers that read exactly what fp32
+reads) or `mask@T` (IoU of the output thresholded at T: a segmentation or DB probability map). Such an output passes
 when the metric, pooled over all samples as a task metric is measured over a test set, is >= 1 - max_drop
 (`cosine` named as the metric: the worst sample's cosine alone, without the error rule, for outputs such as box
 regressors in pixels whose absolute error says little); its cosine and errors are still measured and reported.
@@ -26,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..manifest import OutputCheck
+from .task_metrics import edit_distance
 
 # top1: the fraction of class-score rows (e.g. a recogniser's time steps) that must keep their argmax
 DEFAULT_TOLERANCES = {
@@ -80,7 +85,7 @@ def p999(diff: np.ndarray) -> float:
     return float(np.partition(diff, diff.size - 1 - k)[diff.size - 1 - k])
 
 
-METRICS = ("cosine", "top1", "mask@T")
+METRICS = ("cosine", "top1", "ctc", "mask@T")
 
 
 def parse_metric(spec, outputs: dict[str, list]) -> dict[str, str]:
@@ -107,6 +112,14 @@ def parse_metric(spec, outputs: dict[str, list]) -> dict[str, str]:
             if not math.isfinite(t):
                 raise EdgekitError(f"{spell('metric', kind)}: mask@T takes a number T, the threshold the "
                                    "output is cut at (e.g. mask@0.3 for a probability map)")
+        elif kind.startswith("ctc"):
+            if kind != "ctc" and not (kind.startswith("ctc@") and kind[4:].isdigit()):
+                raise EdgekitError(f"{spell('metric', kind)}: ctc@B takes the blank class index B (ctc alone: "
+                                   "blank 0)")
+            for n in ([name] if name != "*" else list(outputs)):
+                if len(outputs[n]) != 3 or not is_class_scores(list(outputs[n])):
+                    raise EdgekitError(f"{spell('metric', f'{n}={kind}')}: output '{n}' {list(outputs[n])} is not "
+                                       "a CTC recogniser's [N, T, C] scores")
         elif kind not in ("cosine", "top1"):
             raise EdgekitError(f"{spell('metric', kind)}: unknown metric; use one of {', '.join(METRICS)} "
                                "(OUTPUT=KIND for one output)")
@@ -126,6 +139,15 @@ def task_metric(kind: str, refs: list, outs: list) -> float:
         r = np.concatenate([np.asarray(x).reshape(-1, np.shape(x)[-1]) for x in refs])
         o = np.concatenate([np.asarray(x).reshape(-1, np.shape(x)[-1]) for x in outs])
         return float(np.mean(np.argmax(r, -1) == np.argmax(o, -1)))
+    if kind.startswith("ctc"):
+        blank = int(kind[4:] or 0)
+        errors = chars = 0
+        for r, o in zip(refs, outs):
+            r, o = np.asarray(r), np.asarray(o)
+            for a, b in zip(r.reshape(-1, *r.shape[-2:]), o.reshape(-1, *o.shape[-2:])):
+                want, got = ctc_greedy(a, blank), ctc_greedy(b, blank)
+                errors, chars = errors + edit_distance(got, want), chars + len(want)
+        return 1.0 - errors / chars if chars else float(errors == 0)
     t = float(kind[5:])
     inter = union = 0
     for r, o in zip(refs, outs):
@@ -133,6 +155,14 @@ def task_metric(kind: str, refs: list, outs: list) -> float:
         inter += int(np.count_nonzero(a & b))
         union += int(np.count_nonzero(a | b))
     return inter / union if union else 1.0
+
+
+def ctc_greedy(scores: np.ndarray, blank: int = 0) -> list[int]:
+    """A CTC recogniser's [T, C] scores -> class ids: argmax per step, repeats merged, blanks dropped."""
+    ids = np.argmax(scores, -1)
+    keep = np.ones(len(ids), bool)
+    keep[1:] = ids[1:] != ids[:-1]
+    return [int(i) for i in ids[keep & (ids != blank)]]
 
 
 def passes(m: Metrics, tol: dict) -> bool:

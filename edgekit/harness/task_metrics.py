@@ -4,8 +4,8 @@ rapidocr's own pipeline, mostly omits the spaces between words of Latin text."""
 from __future__ import annotations
 
 
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance (insertions, deletions, substitutions) between two strings."""
+def edit_distance(a, b) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions) between two strings (or id sequences)."""
     prev = list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):
         cur = [i]

@@ -421,6 +421,9 @@ class Pipeline:
         if not self._closed or self._t_end is None:
             s.frames_dropped -= (self.limiter.in_flight if self.limiter else 0)
         s.nodes = [slot.stats.as_dict() for slot in self._slots.values()]
+        for d, slot in zip(s.nodes, self._slots.values()):
+            if hasattr(slot.node, "model_info"):  # inference nodes: the artifact and the precision it runs at
+                d["model"] = slot.node.model_info()
 
     # ---- threads
     def _fail(self, slot: _Slot, error: BaseException) -> None:

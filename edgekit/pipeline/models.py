@@ -16,10 +16,11 @@ from __future__ import annotations
 import json
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import DynamicShape, EdgekitError
+from ..fsutil import atomic_write_text
 from ..manifest import MANIFEST_NAME, Manifest, Preprocessing
 
 _LOCK = threading.Lock()  # exports touch shared cache folders; one at a time per process
@@ -86,20 +87,56 @@ class Gate:
     max_drop: float = 0.01
     calibration: object = None  # pipeline.calibration.Calibration
     node: str = ""
+    fallback: bool = True  # a refused fp16/int8 export falls back to the next precision (FALLBACK)
+    used: str = ""  # the precision the node got (artifact_for sets it)
+    refusals: dict = field(default_factory=dict)  # precision -> why it was refused
 
     def describe(self) -> str:
-        return json.dumps({"metric": self.metric, "max_drop": self.max_drop}, sort_keys=True)
+        return json.dumps({"metric": self.metric, "max_drop": self.max_drop}, sort_keys=True)  # what keys the cache
+
+
+FALLBACK = {"int8": ("fp16", "fp32"), "fp16": ("fp32",)}  # a node's next precisions when its gate refuses one
+
+
+class Refused(EdgekitError):
+    """The export at this precision gave no artifact that passes (its gate, or the converter, refused)."""
 
 
 def artifact_for(ref: str | Path, backend: str, input_shapes: list[str] | None = None,
                  preprocessing: Preprocessing | None = None, base: Path | None = None, cache: Path | None = None,
                  log=lambda msg: None, gate: Gate | None = None) -> Path:
-    """The path `edgekit.load` takes for this model on `backend` (exporting it into the cache if needed)."""
+    """The path `edgekit.load` takes for this model on `backend` (exporting it into the cache if needed).
+
+    fp16/int8: where the gate refuses the artifact (the measured drop is over the budget) and `gate.fallback`
+    is on, the next precision of FALLBACK that the backend has is tried, and the log says which and why, so
+    that a graph run at --precision int8 runs each model at the lowest precision its gate accepts;
+    `gate.used` and `gate.refusals` record the outcome (the run summary shows them). A refusal is cached
+    beside the artifacts (`.<artifact>.refused.json`, keyed by the source's hash), so later runs skip the
+    failed export; delete that file to try again."""
     from .. import backends
 
     gate = gate or Gate()
     if backend not in backends.formats():
         raise EdgekitError(f"unknown backend '{backend}'; use one of: {', '.join(backends.formats())}")
+    ladder = [gate.precision]
+    if gate.fallback:
+        ladder += [p for p in FALLBACK.get(gate.precision, ()) if p in backends.get(backend).precisions]
+    for precision in ladder:
+        try:
+            path = _artifact_at(ref, backend, input_shapes, preprocessing, base, cache, log,
+                                replace(gate, precision=precision))
+        except Refused as e:
+            gate.refusals[precision] = str(e)
+            if precision == ladder[-1]:
+                raise
+            log(f"{e}; the node runs at {ladder[ladder.index(precision) + 1]} instead")
+            continue
+        gate.used = precision
+        return path
+    raise AssertionError("unreachable")
+
+
+def _artifact_at(ref, backend, input_shapes, preprocessing, base, cache, log, gate: Gate) -> Path:
     src = resolve_source(ref, base)
     if src.is_dir():  # an artifact folder: it is what it is
         if not (src / MANIFEST_NAME).is_file():
@@ -126,7 +163,18 @@ def artifact_for(ref: str | Path, backend: str, input_shapes: list[str] | None =
         suffix = f"_{gate.precision}-{key}"
     dest = cache / f"{onnx_path.stem}_{backend}{suffix}"
     digest = sha256(onnx_path)
+    what = f" at {gate.precision}" if gate.precision != "fp32" else ""
+    node = f"node '{gate.node}': " if gate.node else ""
+    refused = cache / f".{dest.name}.refused.json"
     with _LOCK:
+        if refused.is_file():
+            try:
+                earlier = json.loads(refused.read_text())
+            except (OSError, ValueError):
+                earlier = {}
+            if earlier.get("sha256") == digest:
+                raise Refused(f"{node}{backend} cannot run {src.name}{what} (refused in an earlier run; delete "
+                              f"{refused} to try again): {earlier.get('error')}")
         if (dest / MANIFEST_NAME).is_file():
             try:
                 m = Manifest.load(dest)
@@ -166,9 +214,9 @@ def artifact_for(ref: str | Path, backend: str, input_shapes: list[str] | None =
                 shutil.rmtree(out, ignore_errors=True)
     r = results[0]
     if not r.ok:
-        what = f" at {gate.precision}" if gate.precision != "fp32" else ""
-        node = f"node '{gate.node}': " if gate.node else ""
-        raise EdgekitError(f"{node}{backend} cannot run {src.name}{what}: {r.error}")
+        if gate.precision != "fp32":
+            atomic_write_text(refused, json.dumps({"sha256": digest, "error": r.error}))
+        raise Refused(f"{node}{backend} cannot run {src.name}{what}: {r.error}")
     return r.path
 
 

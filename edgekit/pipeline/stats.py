@@ -101,6 +101,11 @@ class RunSummary:
         if self.e2e_ms:
             lines.append(f"end-to-end latency (capture -> sink): median {d['e2e_latency_ms_median']:.1f} ms, "
                          f"p90 {d['e2e_latency_ms_p90']:.1f} ms")
+        models = [f"{n['node']} {n['model']['format']} {n['model']['precision']}"
+                  + (f" ({', '.join(n['model']['refused'])} refused by its gate)" if n["model"]["refused"] else "")
+                  for n in self.nodes if n.get("model")]
+        if models:
+            lines.append("models: " + ", ".join(models))
         lines.append(format_nodes(self.nodes))
         return "\n".join(lines)
 

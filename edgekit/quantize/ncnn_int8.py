@@ -89,7 +89,7 @@ def quantize(param: str | Path, binf: str | Path, out_param: str | Path, out_bin
              samples: list[dict], input_names: dict[str, str] | None = None, method: str = "kl",
              keep_float: set[str] | frozenset = frozenset(), drop_batch: bool = True, threads: int = 1,
              eq_samples: int = calibrate.EQ_SAMPLES, gemm_to_innerproduct: bool = True,
-             float_weights: str = "fp32", fold: bool = True) -> QuantizeReport:
+             float_weights: str = "fp32", fold: bool = True, cache: dict | None = None) -> QuantizeReport:
     """Calibrate on `samples` and write the int8 model; layers named in `keep_float` stay fp32.
 
     `method`: kl / aciq / eq as ncnn2table; "best" takes, per layer, whichever of the KL, ACIQ and absmax
@@ -100,6 +100,8 @@ def quantize(param: str | Path, binf: str | Path, out_param: str | Path, out_bin
     fp32 numbers on the first sample) so that they are quantized too.
     `float_weights="fp16"` stores the weights of every layer left in float as tagged fp16 (ncnn widens them
     to fp32 at load, so those layers still compute in fp32, on fp16-rounded weights): a smaller file.
+    `cache`: a dict kept between calls on the same model, samples and method (the accuracy repair's rounds):
+    each layer's calibrated scales are computed once, since they depend on fp32 statistics only.
     `fold`: fold scalar affines and activations into the convolutions (ncnn_rewrite.fold_affines; checked like
     the Gemm rewrite). A layer that then pads with a non-zero value stays float: ncnn's int8 path pads the
     already quantized blob with that raw value (`convolution.cpp` make_padding after quantize_to_int8 in
@@ -130,45 +132,20 @@ def quantize(param: str | Path, binf: str | Path, out_param: str | Path, out_bin
     report.kept_float = sorted(set(keep_float) | padded)
     targets = [l for l in model.quantizable() if l.name not in keep_float and l.name not in padded
                and l.get(8, 0) == 0]
-    net = calibrate.fp32_net(param, binf, threads)
+    cache = {} if cache is None else cache  # layer name -> (weight scales, bottom scale, pick, candidate cosines)
+    todo = [l for l in targets if l.name not in cache]
+    net = calibrate.fp32_net(param, binf, threads) if todo else None
     try:
-        blobs = sorted({l.bottoms[0] for l in targets})
-        stats = calibrate.blob_stats(net, feeds, blobs, histogram=method != "aciq")
-        wmethod = "aciq" if method == "aciq" else "kl"
-        scales = {}
-        for l in targets:
-            st = stats[l.bottoms[0]]
-            bs = calibrate.aciq_scale(st) if method == "aciq" else calibrate.kl_scale(st)
-            scales[l.name] = (calibrate.weight_scales(l, wmethod), bs)
-        chosen = {}
-        if method == "best":
-            for f in feeds[:BEST_SAMPLES]:  # one run per sample gives every layer's input and output
-                got = calibrate.extract(net, f, sorted({b for l in targets for b in (l.bottoms[0], l.tops[0])}))
-                for l in targets:
-                    chosen.setdefault(l.name, []).append((got[l.bottoms[0]], got[l.tops[0]]))
-                del got
-            for l in targets:
-                st = stats[l.bottoms[0]]
-                cands = {"kl": calibrate.kl_scale(st), "aciq": calibrate.aciq_scale(st),
-                         "absmax": 127 / st.absmax if st.absmax else 1.0}
-                pick, bs, sims = calibrate.choose_bottom_scale(l, chosen[l.name], scales[l.name][0], cands)
-                scales[l.name] = (scales[l.name][0], bs)
-                chosen[l.name] = (pick, sims)
-        if method == "eq":
-            for l in targets:
-                pairs = []
-                for f in feeds[:eq_samples]:
-                    got = calibrate.extract(net, f, [l.bottoms[0], l.tops[0]])
-                    pairs.append((got[l.bottoms[0]], got[l.tops[0]]))
-                scales[l.name] = calibrate.eq_search(l, pairs, *scales[l.name])
+        if todo:
+            _calibrate(net, feeds, todo, method, eq_samples, cache)
     finally:
-        net.clear()
+        if net is not None:
+            net.clear()
         if tmp is not None:
             tmp.cleanup()
     for l in targets:
-        ws, bs = scales[l.name]
+        ws, bs, pick, sims = cache[l.name]
         term = rewrite_layer(l, ws, bs)
-        pick, sims = chosen.get(l.name, ("", {}))
         report.quantized.append(LayerReport(l.name, l.type, l.bottoms[0], bs, [float(x) for x in ws], term, pick,
                                             sims))
     if float_weights == "fp16":
@@ -182,6 +159,42 @@ def quantize(param: str | Path, binf: str | Path, out_param: str | Path, out_bin
     report.fp32_bytes = Path(src_bin).stat().st_size + Path(src_param).stat().st_size
     report.int8_bytes = Path(out_bin).stat().st_size + Path(out_param).stat().st_size
     return report
+
+
+def _calibrate(net, feeds: list[dict], targets: list, method: str, eq_samples: int, cache: dict) -> None:
+    """Each target layer's (weight scales, bottom scale, chosen candidate, candidate cosines) into `cache`."""
+    blobs = sorted({l.bottoms[0] for l in targets})
+    stats = calibrate.blob_stats(net, feeds, blobs, histogram=method != "aciq")
+    wmethod = "aciq" if method == "aciq" else "kl"
+    scales = {}
+    for l in targets:
+        st = stats[l.bottoms[0]]
+        bs = calibrate.aciq_scale(st) if method == "aciq" else calibrate.kl_scale(st)
+        scales[l.name] = (calibrate.weight_scales(l, wmethod), bs)
+    chosen = {}
+    if method == "best":
+        for f in feeds[:BEST_SAMPLES]:  # one run per sample gives every layer's input and output
+            got = calibrate.extract(net, f, sorted({b for l in targets for b in (l.bottoms[0], l.tops[0])}))
+            for l in targets:
+                chosen.setdefault(l.name, []).append((got[l.bottoms[0]], got[l.tops[0]]))
+            del got
+        for l in targets:
+            st = stats[l.bottoms[0]]
+            cands = {"kl": calibrate.kl_scale(st), "aciq": calibrate.aciq_scale(st),
+                     "absmax": 127 / st.absmax if st.absmax else 1.0}
+            pick, bs, sims = calibrate.choose_bottom_scale(l, chosen[l.name], scales[l.name][0], cands)
+            scales[l.name] = (scales[l.name][0], bs)
+            chosen[l.name] = (pick, sims)
+    if method == "eq":
+        for l in targets:
+            pairs = []
+            for f in feeds[:eq_samples]:
+                got = calibrate.extract(net, f, [l.bottoms[0], l.tops[0]])
+                pairs.append((got[l.bottoms[0]], got[l.tops[0]]))
+            scales[l.name] = calibrate.eq_search(l, pairs, *scales[l.name])
+    for l in targets:
+        pick, sims = chosen.get(l.name, ("", {}))
+        cache[l.name] = (*scales[l.name], pick, sims)
 
 
 def rewrite_layer(layer, wscales: np.ndarray, bscale: float) -> int:

@@ -34,7 +34,7 @@ class Inference(Node):
     def __init__(self, name: str, model: str, input_shape: str | list | None = None, preprocessing=None,
                  backend: str | None = None, artifact: str | None = None, threads: int | None = None,
                  cache: str | None = None, precision: str | None = None, metric: str | list | None = None,
-                 max_drop: float = 0.01, **options):
+                 max_drop: float = 0.01, fallback: bool = True, **options):
         super().__init__(name, **options)
         from ...exporter import PRECISIONS
 
@@ -43,6 +43,8 @@ class Inference(Node):
         self.precision = precision  # None: the graph's (--precision), else fp32
         self.metric = metric  # the task metric the fp16/int8 export gate judges by (export's `metric`)
         self.max_drop = max_drop
+        self.fallback = bool(fallback)  # fp16/int8 refused by the gate: the next precision (models.FALLBACK)
+        self.gate: models.Gate | None = None  # after open(): the precision used, and any refusals
         self.calibration = None  # the graph's Calibration (pipeline/calibration.py), for int8
         self.recorded: list | None = None  # while calibrating: [(frame index, feeds)] this node was fed
         self._seq = 0
@@ -67,7 +69,8 @@ class Inference(Node):
         cache = Path(self.cache) if self.cache else (self.graph.info.get("cache") if self.graph else None)
         log = (self.graph.info.get("log") if self.graph else None) or (lambda m: None)
         precision = (self.graph.info.get("precision") if self.graph else None) or self.precision or "fp32"
-        gate = models.Gate(precision, self.metric, self.max_drop, self.calibration, self.name)
+        gate = self.gate = models.Gate(precision, self.metric, self.max_drop, self.calibration, self.name,
+                                       self.fallback)
         path = self.artifact or models.artifact_for(self.model, backend, self.input_shapes, self.preprocessing,
                                                    base=self.base, cache=cache, log=log, gate=gate)
         self.path = Path(path)
@@ -81,6 +84,13 @@ class Inference(Node):
             spec = TensorSpec(spec.name, spec.dtype, shapes[spec.name])
         self.spec = spec
         self.pre = self.runner.manifest.preprocessing or self.preprocessing
+
+    def model_info(self) -> dict:
+        """What the run summary says about this node's model: format, precision asked and used, refusals."""
+        g, m = self.gate, getattr(self.runner, "manifest", None)
+        return {"format": getattr(self, "format", None), "path": str(getattr(self, "path", "")),
+                "precision": m.precision.requested if m is not None else (g.used if g else None),
+                "requested": g.precision if g else None, "refused": dict(g.refusals) if g else {}}
 
     def feed_image(self, img):
         if self.pre is None:
