@@ -121,10 +121,7 @@ def fold_affines(model: NcnnModel, padded: bool = True) -> list[str]:
             else:
                 continue
             layer.tops = list(nxt.tops)
-            layer.dirty = True
-            model.layers.remove(nxt)
-            removed.append(nxt.name)
-            changed = True
+            changed = _absorb(model, layer, nxt, removed)
             break
         if changed:
             continue
@@ -141,14 +138,19 @@ def fold_affines(model: NcnnModel, padded: bool = True) -> list[str]:
             shift = np.float32(ab[1]) * w.sum(1, dtype=np.float64).astype(np.float32)
             _set_rows(nxt, w * np.float32(ab[0]), b + shift)
             nxt.bottoms = list(op.bottoms)
-            nxt.dirty = True
-            model.layers.remove(op)
-            removed.append(op.name)
-            changed = True
+            changed = _absorb(model, nxt, op, removed)
             break
     if removed:
         model.blob_count = len({t for l in model.layers for t in l.tops})
     return removed
+
+
+def _absorb(model: NcnnModel, keeper: Layer, gone: Layer, removed: list[str]) -> bool:
+    """`gone` is folded into `keeper` (whose blobs were already rewired): drop it from the model."""
+    keeper.dirty = True
+    model.layers.remove(gone)
+    removed.append(gone.name)
+    return True
 
 
 def _fuse_activation(layer: Layer, act: Layer) -> None:
