@@ -32,14 +32,15 @@ class FallbackReport:
 
 def quantize_within(param: Path, binf: Path, out_param: Path, out_bin: Path, samples: list[dict],
                     input_names: dict[str, str], outputs: list[str], max_drop: float,
-                    drop_batch: bool = True, accept=None) -> FallbackReport:
+                    drop_batch: bool = True, accept=None, requantize: bool = True,
+                    depthwise_float: bool = True) -> FallbackReport:
     """Quantize `param`/`binf` into `out_param`/`out_bin`, keeping layers float until the drop is within
     `max_drop` (or every layer is float: then the drop is reported, and the caller's gate refuses it).
     `accept(fp32 outputs, int8 outputs)` (blob names), when given, is the gate instead of the cosine drop:
     the export's own, with its task metric."""
     model = NcnnModel.read(param, binf)
     keep = {layer.name: "depthwise: slower in int8 than fp32 on x86, and the least accurate"
-            for layer in model.quantizable() if layer.type == "ConvolutionDepthWise"}
+            for layer in model.quantizable() if layer.type == "ConvolutionDepthWise" and depthwise_float}
     feeds = feeds_for_ncnn(samples, input_names, drop_batch)
     fp32 = fp32_net(param, binf)
     try:
@@ -49,7 +50,8 @@ def quantize_within(param: Path, binf: Path, out_param: Path, out_bin: Path, sam
 
     def attempt(kept: set) -> Attempt:
         report = quantize(param, binf, out_param, out_bin, samples, input_names, method="best",
-                          keep_float=kept, drop_batch=drop_batch, float_weights="fp16")
+                          keep_float=kept, drop_batch=drop_batch, float_weights="fp16",
+                          requantize=requantize)
         net = int8_net(out_param, out_bin)
         try:
             got = [extract(net, f, outputs) for f in feeds]

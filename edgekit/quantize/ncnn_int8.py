@@ -8,8 +8,9 @@ quantize_convolutiondepthwise (8=1, line 271) / quantize_innerproduct (8=2, line
 4 bytes); the bias stays raw fp32; then, untagged fp32, the weight scales and the one bottom-blob scale. The
 loader reads exactly that (`src/layer/convolution.cpp`, `convolutiondepthwise.cpp`, `innerproduct.cpp`
 load_model: weight, bias, weight_data_int8_scales, bottom_blob_int8_scales; convolution.cpp lines 63-84,
-convolutiondepthwise.cpp 70-104, innerproduct.cpp 42-58). Requantize fusion (8=10x, int8
-between layers) is not done: every int8 layer takes and gives fp32.
+convolutiondepthwise.cpp 70-104, innerproduct.cpp 42-58). Requantize fusion follows (`requantize=True`,
+ncnn_requantize): an int8 convolution whose output only int8 convolutions read gets 8=102 / 8=101 and a top
+scale (the consumers' bottom scale) and writes int8; every other int8 layer takes and gives fp32.
 The runtime only takes the int8 path with `opt.use_int8_inference = True` (`forward`: "if
 (opt.use_int8_inference && weight_data.elemsize == 1)"); see `int8_net`."""
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EdgekitError
-from . import calibrate, reference
+from . import calibrate, ncnn_requantize, reference
 from .ncnn_model import TAG_FP32, NcnnModel, fp16_blob, fp32_blob, int8_blob
 from .ncnn_rewrite import fold_affines, gemms_to_innerproducts
 
@@ -49,6 +50,7 @@ class QuantizeReport:
     kept_float: list[str] = field(default_factory=list)
     gemm_rewritten: list[str] = field(default_factory=list)  # Gemm layers now InnerProduct (ncnn_rewrite)
     folded: list[str] = field(default_factory=list)  # BinaryOp / activation layers folded into convolutions
+    requantized: list[str] = field(default_factory=list)  # int8 layers that write int8 (ncnn_requantize)
     float_weights: str = "fp32"
     fp32_bytes: int = 0
     int8_bytes: int = 0
@@ -89,7 +91,7 @@ def quantize(param: str | Path, binf: str | Path, out_param: str | Path, out_bin
              samples: list[dict], input_names: dict[str, str] | None = None, method: str = "kl",
              keep_float: set[str] | frozenset = frozenset(), drop_batch: bool = True, threads: int = 1,
              eq_samples: int = calibrate.EQ_SAMPLES, gemm_to_innerproduct: bool = True,
-             float_weights: str = "fp32", fold: bool = True) -> QuantizeReport:
+             float_weights: str = "fp32", fold: bool = True, requantize: bool = True) -> QuantizeReport:
     """Calibrate on `samples` and write the int8 model; layers named in `keep_float` stay fp32.
 
     `method`: kl / aciq / eq as ncnn2table; "best" takes, per layer, whichever of the KL, ACIQ and absmax
@@ -100,6 +102,8 @@ def quantize(param: str | Path, binf: str | Path, out_param: str | Path, out_bin
     fp32 numbers on the first sample) so that they are quantized too.
     `float_weights="fp16"` stores the weights of every layer left in float as tagged fp16 (ncnn widens them
     to fp32 at load, so those layers still compute in fp32, on fp16-rounded weights): a smaller file.
+    `requantize`: int8 convolutions whose output only int8 convolutions read write int8 (ncnn_requantize.fuse;
+    ncnn2int8's fuse_requantize), so no fp32 blob lies between them.
     `fold`: fold scalar affines and activations into the convolutions (ncnn_rewrite.fold_affines; checked like
     the Gemm rewrite). A layer that then pads with a non-zero value stays float: ncnn's int8 path pads the
     already quantized blob with that raw value (`convolution.cpp` make_padding after quantize_to_int8 in
@@ -171,6 +175,7 @@ def quantize(param: str | Path, binf: str | Path, out_param: str | Path, out_bin
         pick, sims = chosen.get(l.name, ("", {}))
         report.quantized.append(LayerReport(l.name, l.type, l.bottoms[0], bs, [float(x) for x in ws], term, pick,
                                             sims))
+    report.requantized = ncnn_requantize.fuse(model) if requantize else []
     if float_weights == "fp16":
         for layer in model.layers:
             layer.blobs = [fp16_blob(b.role, b.floats()) if b.tagged and b.tag == TAG_FP32 else b
