@@ -37,7 +37,9 @@ def quantize_within(param: Path, binf: Path, out_param: Path, out_bin: Path, sam
     """Quantize `param`/`binf` into `out_param`/`out_bin`, keeping layers float until the drop is within
     `max_drop` (or every layer is float: then the drop is reported, and the caller's gate refuses it).
     `accept(fp32 outputs, int8 outputs)` (blob names), when given, is the gate instead of the cosine drop:
-    the export's own, with its task metric."""
+    the export's own, with its task metric. `requantize`: ncnn_int8.quantize's requantize fusion (on: int8
+    between int8 convolutions); `depthwise_float=False` lets depthwise layers start int8 too (with fusion they
+    can read and write int8; measured on PP-OCR det the loop then moves all but one back to float anyway)."""
     model = NcnnModel.read(param, binf)
     keep = {layer.name: "depthwise: slower in int8 than fp32 on x86, and the least accurate"
             for layer in model.quantizable() if layer.type == "ConvolutionDepthWise" and depthwise_float}

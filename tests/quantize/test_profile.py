@@ -21,6 +21,7 @@ def test_layer_speeds_cover_the_int8_layers(tmp_path):
     samples = [{"x": rng.uniform(-1, 1, (1, 4, 16, 16)).astype(np.float32)} for _ in range(3)]
     qp, qb = tmp_path / "q.param", tmp_path / "q.bin"
     report = ncnn_int8.quantize(param, binf, qp, qb, samples, {"x": "in0"})
+    assert report.requantized  # the second layer's input arrives int8: it is timed on an int8 input
     speeds = profile.layer_speeds(param, binf, qp, qb, {"in0": samples[0]["x"][0]}, repeats=3)
     assert [s.name for s in speeds] == [l.name for l in report.quantized]
     assert all(s.fp32_ms > 0 and s.int8_ms > 0 for s in speeds)
