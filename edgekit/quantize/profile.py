@@ -21,7 +21,6 @@ import numpy as np
 from . import calibrate, reference
 from .ncnn_model import Layer, NcnnModel
 from .ncnn_requantize import int8_inputs
-from .ncnn_rewrite import fold_affines, gemms_to_innerproducts
 
 
 @dataclass
@@ -57,11 +56,10 @@ def _time(net, blob_in: str, blob_out: str, x: np.ndarray) -> float:
 def layer_speeds(param, binf, int8_param, int8_bin, feeds: dict, threads: int = 1,
                  repeats: int = 9) -> list[LayerSpeed]:
     """fp32 vs int8 time of every int8 layer of the int8 model, alone, on `feeds` (ncnn blob name -> array)."""
-    from .ncnn_int8 import int8_net
+    from .ncnn_int8 import fp32_rewrites, int8_net
 
     src, q = NcnnModel.read(param, binf), NcnnModel.read(int8_param, int8_bin)
-    gemms_to_innerproducts(src)  # the fp32 graph the int8 one was made from (ncnn_int8.quantize's rewrites)
-    fold_affines(src)
+    fp32_rewrites(src, param, binf, feeds, set())  # the fp32 graph the int8 one was made from (quantize's)
     layers = [l for l in q.quantizable() if l.get(8, 0)]
     arrives_int8 = int8_inputs(q)
     out = []
