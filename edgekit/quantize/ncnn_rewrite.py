@@ -4,7 +4,9 @@ pnnx writes a MatMul/Linear on a 2D blob (PP-OCRv4 rec's SVTR MLP and its 6625-c
 constant B, which ncnn2int8 does not turn into per-channel int8 (Gemm int8 has one B scale, `src/layer/gemm.cpp`
 load_model). The same product is an `InnerProduct` in its 2D "gemm" mode (`src/layer/innerproduct.cpp` forward:
 "bottom_blob.dims == 2 && w == num_input", out [h, num_output]; `src/layer/x86/innerproduct_x86.cpp`
-forward_int8_x86 has the same 2D path), which does take int8 weights."""
+forward_int8_x86 has the same 2D path), which does take int8 weights. On x86 that int8 2D path is slower than
+fp32, so an InnerProduct on a 2D blob is then written as a 1x1 Convolution between two Permutes
+(innerproducts_to_convolutions), whose int8 path is fast."""
 from __future__ import annotations
 
 import numpy as np
