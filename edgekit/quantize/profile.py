@@ -87,6 +87,8 @@ def layer_speeds(param, binf, int8_param, int8_bin, feeds: dict, threads: int = 
     return out
 
 
-def slower_in_int8(speeds: list[LayerSpeed], min_speedup: float = 1.05) -> set[str]:
-    """Names of the layers whose int8 run is not at least `min_speedup` times faster than fp32."""
-    return {s.name for s in speeds if s.speedup < min_speedup}
+def slower_in_int8(speeds: list[LayerSpeed], min_speedup: float = 1.05, min_share: float = 0.0) -> set[str]:
+    """Names of the layers whose int8 run is not at least `min_speedup` times faster than fp32; with `min_share`,
+    only those whose fp32 time is at least that share of all the layers' (tiny layers' timings are noise)."""
+    total = sum(s.fp32_ms for s in speeds) or 1.0
+    return {s.name for s in speeds if s.speedup < min_speedup and s.fp32_ms >= min_share * total}

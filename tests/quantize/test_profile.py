@@ -32,3 +32,17 @@ def test_slower_in_int8_uses_the_margin():
               profile.LayerSpeed("c", "ConvolutionDepthWise", 1.0, 2.0)]
     assert profile.slower_in_int8(speeds) == {"b", "c"}
     assert profile.slower_in_int8(speeds, min_speedup=1.0) == {"c"}
+    tiny = speeds + [profile.LayerSpeed("d", "InnerProduct", 0.01, 0.02)]
+    assert profile.slower_in_int8(tiny, min_share=0.01) == {"b", "c"}  # d: 0.3% of the time, below resolution
+
+
+def test_fallback_speed_profile_keeps_its_verdicts_with_reasons(tmp_path):
+    from edgekit.quantize.fallback import quantize_within
+
+    param, binf = nets.to_ncnn(nets.conv_chain(), tmp_path / "fp32")
+    rng = np.random.default_rng(0)
+    samples = [{"x": rng.uniform(-1, 1, (1, 4, 16, 16)).astype(np.float32)} for _ in range(3)]
+    fb = quantize_within(param, binf, tmp_path / "q.param", tmp_path / "q.bin", samples, {"x": "in0"}, ["out0"],
+                         0.05, speed_profile=True)
+    for name, why in fb.why.items():  # which layers the timing keeps float varies; each says why
+        assert why.startswith(("slower in int8", "round", "depthwise")), why
