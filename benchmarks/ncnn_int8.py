@@ -8,7 +8,7 @@ The int8 net is loaded with opt.use_int8_inference = True (edgekit's ncnn runner
 
     python benchmarks/ncnn_int8.py [--models ppocr-cls,ppocr-rec,ppocr-det] [--method kl] [--threads 2]
                                    [--keep slower,first,last] [--iters 40] [--also-threads 1]
-                                   [--json benchmarks/results/ncnn_int8.json]
+                                   [--no-requantize] [--json benchmarks/results/ncnn_int8.json]
 """
 from __future__ import annotations
 
@@ -118,7 +118,8 @@ def keep_layers(model: NcnnModel, keep: list[str]) -> set[str]:
 
 
 def measure(name: str, method: str, threads: int, keep: list[str], iters: int, work: Path,
-            calib_count: int, extra_threads: list[int] = (), float_weights: str = "fp32") -> dict:
+            calib_count: int, extra_threads: list[int] = (), float_weights: str = "fp32",
+            requantize: bool = True) -> dict:
     fx = OCR_MODELS[name]
     rotate = name == "ppocr-cls"
     calib = write_calibration(work / f"{name}-calib", fx.kind, calib_count, rotate)
@@ -138,14 +139,17 @@ def measure(name: str, method: str, threads: int, keep: list[str], iters: int, w
     kept = keep_layers(model, [k for k in keep if k != "slower"])
     t = time.perf_counter()
     report = ncnn_int8.quantize(param, binf, q_param, q_bin, cal_samples, input_names, method=method,
-                                keep_float=kept, threads=threads, float_weights=float_weights)
+                                keep_float=kept, threads=threads, float_weights=float_weights,
+                                requantize=requantize)
     speeds = []
-    if "slower" in keep:  # time each int8 layer alone (1 thread) and requantize with the slower ones in float
+    if "slower" in keep:  # time each int8 layer alone (1 thread), as it runs in this int8 model (int8 in where
+        # its input arrives int8), and quantize again with the slower ones in float (fusion is recomputed)
         speeds = profile.layer_speeds(param, binf, q_param, q_bin,
                                       ncnn_int8.feeds_for_ncnn(cal_samples[:1], input_names, True)[0])
         kept |= profile.slower_in_int8(speeds)
         report = ncnn_int8.quantize(param, binf, q_param, q_bin, cal_samples, input_names, method=method,
-                                    keep_float=kept, threads=threads, float_weights=float_weights)
+                                    keep_float=kept, threads=threads, float_weights=float_weights,
+                                    requantize=requantize)
     quant_s = time.perf_counter() - t
 
     ref = ort_outputs(fx.path, held_samples)
@@ -158,6 +162,7 @@ def measure(name: str, method: str, threads: int, keep: list[str], iters: int, w
            "threads": threads,
            "calibration_images": len(cal_samples), "held_out_images": len(held_samples),
            "quantized_layers": len(report.quantized), "gemm_rewritten": report.gemm_rewritten,
+           "requantize": requantize, "requantized": report.requantized,
            "quantize_seconds": round(quant_s, 1),
            "layer_speeds": [{"name": x.name, "type": x.type, "fp32_ms": round(x.fp32_ms, 3),
                              "int8_ms": round(x.int8_ms, 3)} for x in speeds]}
@@ -210,6 +215,8 @@ def main(argv=None) -> int:
                                                "slower (int8 not faster when timed alone) and/or layer names")
     ap.add_argument("--float-weights", default="fp32", choices=("fp32", "fp16"),
                     help="weights of the layers left in float (fp16: smaller file, still fp32 arithmetic)")
+    ap.add_argument("--no-requantize", action="store_true",
+                    help="no requantize fusion (every int8 layer takes and gives fp32)")
     ap.add_argument("--iters", type=int, default=40)
     ap.add_argument("--also-threads", default="1", help="further thread counts to time (comma-separated)")
     ap.add_argument("--calib", type=int, default=8, help="calibration images per model")
@@ -220,11 +227,12 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="edgekit-int8-") as tmp:
         for name in args.models.split(","):
             rows.append(measure(name, args.method, args.threads, keep, args.iters, Path(tmp), args.calib,
-                                [int(t) for t in args.also_threads.split(",") if t], args.float_weights))
+                                [int(t) for t in args.also_threads.split(",") if t], args.float_weights,
+                                not args.no_requantize))
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     print(f"{'model':<10} {'cos int8/ORT (min)':>18} {'top-1':>6} {'size':>6} {'latency':>8} {'pairwise':>8} "
           f"{'min':>6}  (fp32 ms / int8 ms, {args.threads} threads, {args.method}, keep_float={keep or 'none'}, "
-          f"float weights {args.float_weights})")
+          f"float weights {args.float_weights}, requantize fusion {'off' if args.no_requantize else 'on'})")
     for r in rows:
         cos = min(o["cosine_int8_vs_ort_min"] for o in r["outputs"])
         t1 = f"{r['top1_agreement']:.3f}" if "top1_agreement" in r else "-"
@@ -238,8 +246,10 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     prior = json.loads(out.read_text()) if out.is_file() else {}
     runs = prior.get("runs", []) if isinstance(prior, dict) else []
-    key = {"method": args.method, "keep": keep, "float_weights": args.float_weights}
-    runs = [r for r in runs if {k: r.get(k, "fp32") for k in key} != key]
+    key = {"method": args.method, "keep": keep, "float_weights": args.float_weights,
+           "requantize": not args.no_requantize}
+    runs = [r for r in runs if {k: r.get(k, "fp32" if k == "float_weights" else False if k == "requantize" else None)
+                                for k in key} != key]
     runs.append({**key, "threads": args.threads, "rows": rows})
     out.write_text(json.dumps({"benchmark": "ncnn_int8", "runs": runs}, indent=1) + "\n")
     return 0

@@ -283,6 +283,7 @@ def _int8(outdir: Path, ins: list[TensorSpec], outs: list[TensorSpec], options) 
     quantized = {"method": r.method, "calibration_samples": r.samples, "layers_int8": len(r.quantized),
                  "layers_kept_float": r.kept_float, "kept_float_why": {n: fb.why.get(n, "") for n in r.kept_float},
                  "gemm_as_innerproduct": r.gemm_rewritten,
+                 "innerproduct_as_convolution": r.ip_as_conv, "requantized": r.requantized,
                  "calibration_drop": round(fb.drop, 6), "rounds": fb.rounds, "size_ratio": round(r.size_ratio, 4)}
     return (f"int8 x{len(r.quantized)} layers, fp16 x{len(r.kept_float)} kept float", "int8 + fp32", quantized)
 

@@ -20,11 +20,14 @@ from pathlib import Path
 from .calibrate import _cos, extract, fp32_net
 from .ncnn_int8 import QuantizeReport, feeds_for_ncnn, int8_net, quantize
 from .ncnn_model import NcnnModel
+from .profile import layer_speeds, slower_in_int8
 from .repair import ROUNDS, Attempt, within_budget
 
 RANK_SAMPLES = 8
 
 __all__ = ["ROUNDS", "FallbackReport", "quantize_within"]
+
+SPEED_MIN_SHARE = 0.01  # a layer under 1% of the summed layer time is below the timing's resolution
 
 
 @dataclass
@@ -37,14 +40,21 @@ class FallbackReport:
 
 def quantize_within(param: Path, binf: Path, out_param: Path, out_bin: Path, samples: list[dict],
                     input_names: dict[str, str], outputs: list[str], max_drop: float,
-                    drop_batch: bool = True, accept=None) -> FallbackReport:
+                    drop_batch: bool = True, accept=None, requantize: bool = True,
+                    depthwise_float: bool = True, speed_profile: bool = False) -> FallbackReport:
     """Quantize `param`/`binf` into `out_param`/`out_bin`, keeping layers float until the drop is within
     `max_drop` (or every layer is float: then the drop is reported, and the caller's gate refuses it).
     `accept(fp32 outputs, int8 outputs)` (blob names), when given, is the gate instead of the cosine drop:
-    the export's own, with its task metric."""
+    the export's own, with its task metric. `requantize`: ncnn_int8.quantize's requantize fusion (on: int8
+    between int8 convolutions); `depthwise_float=False` lets depthwise layers start int8 too (with fusion they
+    can read and write int8; measured on PP-OCR det the loop then moves all but one back to float anyway).
+    `speed_profile`: first quantize with that float set, time every int8 layer alone as it runs there
+    (profile.layer_speeds, 1 thread) and keep float those measurably slower in int8 (profile.slower_in_int8 with
+    `min_share`); off by default, since it costs a run per layer and its verdict on a loaded machine varies
+    between exports (PP-OCRv4 det, 1 thread: ~3-8% faster, 0.36x size instead of 0.33x)."""
     model = NcnnModel.read(param, binf)
     keep = {layer.name: "depthwise: slower in int8 than fp32 on x86, and the least accurate"
-            for layer in model.quantizable() if layer.type == "ConvolutionDepthWise"}
+            for layer in model.quantizable() if layer.type == "ConvolutionDepthWise" and depthwise_float}
     feeds = feeds_for_ncnn(samples, input_names, drop_batch)
     fp32 = fp32_net(param, binf)
     try:
@@ -56,7 +66,8 @@ def quantize_within(param: Path, binf: Path, out_param: Path, out_bin: Path, sam
 
     def run(kept: set, n: int | None = None) -> tuple[QuantizeReport, float, list[dict]]:
         report = quantize(param, binf, out_param, out_bin, samples, input_names, method="best",
-                          keep_float=kept, drop_batch=drop_batch, float_weights="fp16", cache=cache)
+                          keep_float=kept, drop_batch=drop_batch, float_weights="fp16",
+                          requantize=requantize, cache=cache)
         net = int8_net(out_param, out_bin)
         try:
             got = [extract(net, f, outputs) for f in feeds[:n]]
@@ -80,5 +91,12 @@ def quantize_within(param: Path, binf: Path, out_param: Path, out_bin: Path, sam
             ranking.extend(sorted(left, key=left.get))
         return ranking
 
+    if speed_profile:
+        quantize(param, binf, out_param, out_bin, samples, input_names, method="best", keep_float=set(keep),
+                 drop_batch=drop_batch, float_weights="fp16", requantize=requantize, cache=cache)
+        speeds = {s.name: s for s in layer_speeds(param, binf, out_param, out_bin, feeds[0])}
+        for name in slower_in_int8(list(speeds.values()), min_share=SPEED_MIN_SHARE):
+            s = speeds[name]
+            keep[name] = f"slower in int8 than fp32 when timed alone ({s.int8_ms:.3f} ms vs {s.fp32_ms:.3f} ms)"
     r = within_budget(attempt, rank, max_drop, keep)
     return FallbackReport(r.result, r.drop, r.rounds, r.keep)

@@ -8,8 +8,9 @@ quantize_convolutiondepthwise (8=1, line 271) / quantize_innerproduct (8=2, line
 4 bytes); the bias stays raw fp32; then, untagged fp32, the weight scales and the one bottom-blob scale. The
 loader reads exactly that (`src/layer/convolution.cpp`, `convolutiondepthwise.cpp`, `innerproduct.cpp`
 load_model: weight, bias, weight_data_int8_scales, bottom_blob_int8_scales; convolution.cpp lines 63-84,
-convolutiondepthwise.cpp 70-104, innerproduct.cpp 42-58). Requantize fusion (8=10x, int8
-between layers) is not done: every int8 layer takes and gives fp32.
+convolutiondepthwise.cpp 70-104, innerproduct.cpp 42-58). Requantize fusion follows (`requantize=True`,
+ncnn_requantize): an int8 convolution whose output only int8 convolutions read gets 8=102 / 8=101 and a top
+scale (the consumers' bottom scale) and writes int8; every other int8 layer takes and gives fp32.
 The runtime only takes the int8 path with `opt.use_int8_inference = True` (`forward`: "if
 (opt.use_int8_inference && weight_data.elemsize == 1)"); see `int8_net`."""
 from __future__ import annotations
@@ -21,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EdgekitError
-from . import calibrate, reference
+from . import calibrate, ncnn_requantize, reference
 from .ncnn_model import TAG_FP32, NcnnModel, fp16_blob, fp32_blob, int8_blob
-from .ncnn_rewrite import fold_affines, gemms_to_innerproducts
+from .ncnn_rewrite import fold_affines, gemms_to_innerproducts, innerproducts_to_convolutions
 
 METHODS = ("kl", "aciq", "eq", "best")
 BEST_SAMPLES = 4
@@ -49,6 +50,8 @@ class QuantizeReport:
     kept_float: list[str] = field(default_factory=list)
     gemm_rewritten: list[str] = field(default_factory=list)  # Gemm layers now InnerProduct (ncnn_rewrite)
     folded: list[str] = field(default_factory=list)  # BinaryOp / activation layers folded into convolutions
+    ip_as_conv: list[str] = field(default_factory=list)  # 2D InnerProducts now 1x1 Convolutions (ncnn_rewrite)
+    requantized: list[str] = field(default_factory=list)  # int8 layers that write int8 (ncnn_requantize)
     float_weights: str = "fp32"
     fp32_bytes: int = 0
     int8_bytes: int = 0
@@ -89,7 +92,8 @@ def quantize(param: str | Path, binf: str | Path, out_param: str | Path, out_bin
              samples: list[dict], input_names: dict[str, str] | None = None, method: str = "kl",
              keep_float: set[str] | frozenset = frozenset(), drop_batch: bool = True, threads: int = 1,
              eq_samples: int = calibrate.EQ_SAMPLES, gemm_to_innerproduct: bool = True,
-             float_weights: str = "fp32", fold: bool = True, cache: dict | None = None) -> QuantizeReport:
+             float_weights: str = "fp32", fold: bool = True, requantize: bool = True,
+             innerproduct_to_conv: bool = True, cache: dict | None = None) -> QuantizeReport:
     """Calibrate on `samples` and write the int8 model; layers named in `keep_float` stay fp32.
 
     `method`: kl / aciq / eq as ncnn2table; "best" takes, per layer, whichever of the KL, ACIQ and absmax
@@ -102,6 +106,11 @@ def quantize(param: str | Path, binf: str | Path, out_param: str | Path, out_bin
     to fp32 at load, so those layers still compute in fp32, on fp16-rounded weights): a smaller file.
     `cache`: a dict kept between calls on the same model, samples and method (the accuracy repair's rounds):
     each layer's calibrated scales are computed once, since they depend on fp32 statistics only.
+    `innerproduct_to_conv`: an InnerProduct on a 2D blob becomes a 1x1 Convolution between two Permutes
+    (ncnn_rewrite.innerproducts_to_convolutions: x86 int8 is slower than fp32 on the former, ~8x faster on the
+    latter), checked like the Gemm rewrite.
+    `requantize`: int8 convolutions whose output only int8 convolutions read write int8 (ncnn_requantize.fuse;
+    ncnn2int8's fuse_requantize), so no fp32 blob lies between them.
     `fold`: fold scalar affines and activations into the convolutions (ncnn_rewrite.fold_affines; checked like
     the Gemm rewrite). A layer that then pads with a non-zero value stays float: ncnn's int8 path pads the
     already quantized blob with that raw value (`convolution.cpp` make_padding after quantize_to_int8 in
@@ -117,17 +126,17 @@ def quantize(param: str | Path, binf: str | Path, out_param: str | Path, out_bin
     report = QuantizeReport(method, len(samples))
     feeds = feeds_for_ncnn(samples, input_names, drop_batch)
     src_param, src_bin = param, binf
-    if gemm_to_innerproduct:
-        report.gemm_rewritten = gemms_to_innerproducts(model, skip=set(keep_float))
-    if fold:
-        report.folded = fold_affines(model)
-    tmp = tempfile.TemporaryDirectory(prefix="edgekit-int8-") if report.gemm_rewritten or report.folded else None
+    report.gemm_rewritten, report.ip_as_conv, report.folded = fp32_rewrites(
+        model, param, binf, feeds[0], set(keep_float), gemm_to_innerproduct, innerproduct_to_conv, fold)
+    rewritten = report.gemm_rewritten or report.ip_as_conv or report.folded
+    tmp = tempfile.TemporaryDirectory(prefix="edgekit-int8-") if rewritten else None
     if tmp is not None:  # calibrate on the rewritten fp32 model, once it is shown to compute the same
         param, binf = Path(tmp.name) / "rewritten.param", Path(tmp.name) / "rewritten.bin"
         model.write(param, binf)
         tops = {t for l in model.layers for t in l.tops}
-        _check_same(src_param, src_bin, param, binf, feeds[0],
-                    sorted(model.outputs() | {model.layer(n).tops[0] for n in report.gemm_rewritten} & tops))
+        changed = {model.layer(n + "_ekperm_out" if n in report.ip_as_conv else n).tops[0]
+                   for n in report.gemm_rewritten + report.ip_as_conv}
+        _check_same(src_param, src_bin, param, binf, feeds[0], sorted(model.outputs() | changed & tops))
     padded = {l.name for l in model.quantizable() if l.get(18, 0.0) != 0 and l.name not in keep_float}
     report.kept_float = sorted(set(keep_float) | padded)
     targets = [l for l in model.quantizable() if l.name not in keep_float and l.name not in padded
@@ -148,6 +157,7 @@ def quantize(param: str | Path, binf: str | Path, out_param: str | Path, out_bin
         term = rewrite_layer(l, ws, bs)
         report.quantized.append(LayerReport(l.name, l.type, l.bottoms[0], bs, [float(x) for x in ws], term, pick,
                                             sims))
+    report.requantized = ncnn_requantize.fuse(model) if requantize else []
     if float_weights == "fp16":
         for layer in model.layers:
             layer.blobs = [fp16_blob(b.role, b.floats()) if b.tagged and b.tag == TAG_FP32 else b
@@ -195,6 +205,25 @@ def _calibrate(net, feeds: list[dict], targets: list, method: str, eq_samples: i
     for l in targets:
         pick, sims = chosen.get(l.name, ("", {}))
         cache[l.name] = (*scales[l.name], pick, sims)
+
+
+def fp32_rewrites(model: NcnnModel, param, binf, feed: dict, skip: set, gemm: bool = True, ip_to_conv: bool = True,
+                  fold: bool = True) -> tuple[list[str], list[str], list[str]]:
+    """The fp32 graph rewrites quantize makes before calibrating (in place), in order; `param`/`binf` is the
+    model as read, run on `feed` for the blob shapes the InnerProduct rewrite needs. Returns the Gemm layers made
+    InnerProduct, the InnerProducts made Convolution, the folded layers."""
+    gemms = gemms_to_innerproducts(model, skip=skip) if gemm else []
+    ips = []
+    if ip_to_conv:
+        bottoms = sorted({l.bottoms[0] for l in model.layers if l.type == "InnerProduct" and l.name not in skip})
+        if bottoms:
+            net = calibrate.fp32_net(param, binf)
+            try:
+                shapes = {b: v.shape for b, v in calibrate.extract(net, feed, bottoms).items()}
+            finally:
+                net.clear()
+            ips = innerproducts_to_convolutions(model, shapes, skip=skip)
+    return gemms, ips, fold_affines(model) if fold else []
 
 
 def rewrite_layer(layer, wscales: np.ndarray, bscale: float) -> int:

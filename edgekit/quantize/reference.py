@@ -4,7 +4,8 @@ What ncnn does (ncnn a4d2ea1 `src/layer/convolution.cpp` forward_int8, `src/laye
 create_pipeline_int8_x86 / forward_int8_x86, `src/layer/quantize.cpp` float2int8): quantize the fp32 input
 with the bottom scale (round half away from zero, clamp to [-127, 127]), accumulate int8 x int8 in int32,
 dequantize channel p with 1 / (bottom_scale * weight_scale[p]) (0 where the weight scale is 0), add the fp32
-bias, then the fused activation (`src/layer/fused_activation.h`). Used by EQ calibration and as the tests' oracle.
+bias, then the fused activation (`src/layer/fused_activation.h`); a requantizing layer (8=10x, see ncnn_requantize)
+then writes float2int8(y * top_scale) instead of y. Used by EQ calibration and as the tests' oracle.
 Not bit-exact everywhere: x86 depthwise dequantizes with `_mm_rcp_ps` (`src/layer/x86/convolutiondepthwise_x86.cpp`
 ~line 996), an approximate reciprocal good to ~2^-12."""
 from __future__ import annotations
@@ -93,10 +94,17 @@ def weight_shape(layer, num_input: int | None = None) -> tuple[int, ...]:
 
 
 def forward_int8(layer, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, weight_scales: np.ndarray,
-                 bottom_scale: float) -> np.ndarray:
-    """ncnn's int8 forward of one layer on fp32 input `x` (ncnn blob layout, no batch axis), fp32 out."""
+                 bottom_scale: float, top_scale: float | None = None, int8_input: bool = False) -> np.ndarray:
+    """ncnn's int8 forward of one layer on fp32 input `x` (ncnn blob layout, no batch axis), fp32 out.
+    `int8_input`: `x` already holds the int8 values (an input written by a requantizing layer);
+    `top_scale`: requantize (8=10x): the output is float2int8(activation(y) * top_scale), as int8."""
     bs = np.float32(bottom_scale)
-    xq = float2int8(np.asarray(x, np.float32) * bs)
+    xq = np.asarray(x).astype(np.int8) if int8_input else float2int8(np.asarray(x, np.float32) * bs)
+    y = _forward_q(layer, xq, weight, bias, weight_scales, bs)
+    return y if top_scale is None else float2int8(y * np.float32(top_scale))
+
+
+def _forward_q(layer, xq, weight, bias, weight_scales, bs) -> np.ndarray:
     shape = weight_shape(layer)
     o = shape[0]
     ws = np.asarray(weight_scales, np.float32)

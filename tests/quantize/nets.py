@@ -122,3 +122,41 @@ def affine_blocks(seed=6) -> onnx.ModelProto:
     conv("dw2", rng.normal(0, 0.5, (16, 1, 3, 3)), 16, 1)
     nodes[-1].output[0] = "y"
     return _model(nodes, inits, [1, 8, 16, 16], "y", [1, 16, 16, 16], opset=14)  # HardSwish: opset 14
+
+
+def conv_pair(seed=7) -> onnx.ModelProto:
+    """x[1,8,12,12] -> conv_a (3x3, 16) -> conv_b (1x1, 8) -> y: two int8 convolutions in a row, no activation."""
+    rng = np.random.default_rng(seed)
+    nodes = [helper.make_node("Conv", ["x", "wa", "ba"], ["a"], name="conv_a", pads=[1] * 4),
+             helper.make_node("Conv", ["a", "wb", "bb"], ["y"], name="conv_b")]
+    inits = [_init("wa", rng.normal(0, 0.3, (16, 8, 3, 3))), _init("ba", rng.normal(0, 0.1, 16)),
+             _init("wb", rng.normal(0, 0.3, (8, 16, 1, 1))), _init("bb", rng.normal(0, 0.1, 8))]
+    return _model(nodes, inits, [1, 8, 12, 12], "y", [1, 8, 12, 12])
+
+
+def conv_dw_conv(seed=8) -> onnx.ModelProto:
+    """x[1,8,12,12] -> conv_a (1x1, 16) -> relu -> dw (3x3, group 16) -> conv_b (1x1, 8) -> y: a depthwise layer
+    that reads and writes int8 when fused."""
+    rng = np.random.default_rng(seed)
+    nodes = [helper.make_node("Conv", ["x", "wa", "ba"], ["a"], name="conv_a"),
+             helper.make_node("Relu", ["a"], ["r"], name="relu"),
+             helper.make_node("Conv", ["r", "wd", "bd"], ["d"], name="dw", pads=[1] * 4, group=16),
+             helper.make_node("Conv", ["d", "wb", "bb"], ["y"], name="conv_b")]
+    inits = [_init("wa", rng.normal(0, 0.3, (16, 8, 1, 1))), _init("ba", rng.normal(0, 0.1, 16)),
+             _init("wd", rng.normal(0, 0.5, (16, 1, 3, 3))), _init("bd", rng.normal(0, 0.1, 16)),
+             _init("wb", rng.normal(0, 0.3, (8, 16, 1, 1))), _init("bb", rng.normal(0, 0.1, 8))]
+    return _model(nodes, inits, [1, 8, 12, 12], "y", [1, 8, 12, 12])
+
+
+def conv_fork(seed=9) -> onnx.ModelProto:
+    """x[1,8,12,12] -> conv_a (3x3, 16) -> {conv_b, conv_c} (1x1, 8 each) -> Add -> y: one blob, two consumers
+    (ncnn puts a Split between)."""
+    rng = np.random.default_rng(seed)
+    nodes = [helper.make_node("Conv", ["x", "wa", "ba"], ["a"], name="conv_a", pads=[1] * 4),
+             helper.make_node("Conv", ["a", "wb", "bb"], ["b"], name="conv_b"),
+             helper.make_node("Conv", ["a", "wc", "bc"], ["c"], name="conv_c"),
+             helper.make_node("Add", ["b", "c"], ["y"], name="add")]
+    inits = [_init("wa", rng.normal(0, 0.3, (16, 8, 3, 3))), _init("ba", rng.normal(0, 0.1, 16)),
+             _init("wb", rng.normal(0, 0.3, (8, 16, 1, 1))), _init("bb", rng.normal(0, 0.1, 8)),
+             _init("wc", rng.normal(0, 0.3, (8, 16, 1, 1))), _init("bc", rng.normal(0, 0.1, 8))]
+    return _model(nodes, inits, [1, 8, 12, 12], "y", [1, 8, 12, 12])

@@ -173,7 +173,7 @@ def test_gemm_on_2d_blob_becomes_int8_innerproduct(tmp_path):
     (gemm,) = [l for l in src.layers if l.type == "Gemm"]
     samples = _samples([1, 8, 16])
     qp, qb = tmp_path / "int8.param", tmp_path / "int8.bin"
-    report = ncnn_int8.quantize(param, binf, qp, qb, samples[:4], INPUTS)
+    report = ncnn_int8.quantize(param, binf, qp, qb, samples[:4], INPUTS, innerproduct_to_conv=False)
     assert report.gemm_rewritten == [gemm.name]
     (lr,) = report.quantized
     layer = NcnnModel.read(qp, qb).layer(gemm.name)
@@ -186,6 +186,33 @@ def test_gemm_on_2d_blob_becomes_int8_innerproduct(tmp_path):
     for s in samples[4:]:
         x = s["x"][0]
         want = reference.forward_int8(ip, x, w, c, np.array(lr.weight_scales), lr.bottom_scale)
+        got = _run(net8, x).reshape(want.shape)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+        assert _cos(got, _run(net32, x)) > 0.999
+
+
+def test_2d_innerproduct_becomes_int8_1x1_convolution_with_the_same_numbers(tmp_path):
+    param, binf = nets.to_ncnn(nets.matmul_2d(), tmp_path / "fp32")
+    (gemm,) = [l for l in NcnnModel.read(param, binf).layers if l.type == "Gemm"]
+    samples = _samples([1, 8, 16])
+    qp, qb = tmp_path / "int8.param", tmp_path / "int8.bin"
+    report = ncnn_int8.quantize(param, binf, qp, qb, samples[:4], INPUTS)
+    assert report.ip_as_conv == [gemm.name]
+    q = NcnnModel.read(qp, qb)
+    conv = q.layer(gemm.name)
+    assert conv.type == "Convolution" and conv.get(8) == 2 and conv.get(1) == 1
+    at = [l.name for l in q.layers].index(gemm.name)
+    assert [l.type for l in q.layers[at - 2:at + 3]] == ["Permute", "Reshape", "Convolution", "Reshape", "Permute"]
+    (lr,) = report.quantized
+    ip_model = NcnnModel.read(param, binf)
+    from edgekit.quantize.ncnn_rewrite import gemms_to_innerproducts
+    gemms_to_innerproducts(ip_model)
+    ip = ip_model.layer(gemm.name)  # the InnerProduct whose arithmetic the convolution must give
+    net8, net32 = ncnn_int8.int8_net(qp, qb), calibrate.fp32_net(param, binf)
+    for s in samples[4:]:
+        x = s["x"][0]
+        want = reference.forward_int8(ip, x, gemm.blob("B").floats(), gemm.blob("C").floats(),
+                                      np.array(lr.weight_scales), lr.bottom_scale)
         got = _run(net8, x).reshape(want.shape)
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
         assert _cos(got, _run(net32, x)) > 0.999
