@@ -32,13 +32,11 @@ class Transform:
 
     def to_frame(self, pts) -> np.ndarray:
         """Model-input pixel coordinates (..., 2) -> frame pixel coordinates."""
-        p = np.asarray(pts, np.float64)
-        return np.stack([(p[..., 0] - self.tx) / self.sx, (p[..., 1] - self.ty) / self.sy], -1)
+        return (np.asarray(pts, np.float64) - (self.tx, self.ty)) / (self.sx, self.sy)  # per frame: few ops
 
     def norm_to_frame(self, pts) -> np.ndarray:
         """Coordinates normalised to the model input ([0, 1]) -> frame pixels."""
-        p = np.asarray(pts, np.float64)
-        return self.to_frame(np.stack([p[..., 0] * self.size[0], p[..., 1] * self.size[1]], -1))
+        return self.to_frame(np.asarray(pts, np.float64) * self.size)
 
 
 def input_hw(spec: TensorSpec, layout: str) -> tuple[int, int]:
@@ -49,25 +47,25 @@ def input_hw(spec: TensorSpec, layout: str) -> tuple[int, int]:
 
 
 def prepare(frame: np.ndarray, spec: TensorSpec, pre: Preprocessing | None,
-            color: str = "bgr") -> tuple[np.ndarray, Transform]:
+            color: str = "bgr", contiguous: bool = True) -> tuple[np.ndarray, Transform]:
     """A uint8 frame in `color` order -> (input tensor (1, C, H, W) or (1, H, W, C), Transform).
-    No preprocessing: DEFAULT_PREPROCESSING."""
+    No preprocessing: DEFAULT_PREPROCESSING. The tensor is built channels-last (what OpenCV makes); an NCHW one
+    is that buffer transposed, copied to C order unless `contiguous=False` (for a runner that feeds NHWC anyway,
+    e.g. LiteRT: two transposes of every frame were a fifth of BlazeFace's preprocessing)."""
     import cv2
 
-    pre = (pre or DEFAULT_PREPROCESSING).validate()  # re-checked here: fields may have been set after creation
+    plan = _plan(pre or DEFAULT_PREPROCESSING)
     if color not in COLORS:
         raise EdgekitError(f"unknown frame colour order '{color}'; use {' or '.join(COLORS)}")
-    h, w = input_hw(spec, pre.layout)
+    h, w = input_hw(spec, plan.layout)
     fh, fw = frame.shape[:2]
+    swap = color != plan.color  # a swap either way, after the resize: it then touches only model-input pixels
 
-    def resized(size):
-        img = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
-        return img if color == pre.color else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)  # a swap either way
-
-    if pre.resize == "stretch":
-        x = _normalize(resized((w, h)), pre)
+    if plan.resize == "stretch":
+        img = cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR)
+        x = plan.normalize(cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if swap else img)
         t = Transform(w / fw, h / fh, 0.0, 0.0, (w, h), (fw, fh))
-    elif pre.resize == "letterbox":  # keep the aspect ratio, centre, pad with black, sampled as MediaPipe does
+    elif plan.resize == "letterbox":  # keep the aspect ratio, centre, pad with black, sampled as MediaPipe does
         # MediaPipe's ImageToTensor maps frame pixel x to x * scale + pad (cv2.warpAffine, corner-aligned), where
         # cv2.resize samples pixel centres: on BlazeFace's 5x downscale the two grids alias into different inputs,
         # and only MediaPipe's reproduces its detections (benchmarks/vs_mediapipe.py: box IoU 0.74 -> 0.94 min)
@@ -75,32 +73,74 @@ def prepare(frame: np.ndarray, spec: TensorSpec, pre: Preprocessing | None,
         x0, y0 = (w - fw * scale) / 2, (h - fh * scale) / 2
         img = cv2.warpAffine(frame, np.float32([[scale, 0, x0], [0, scale, y0]]), (w, h), flags=cv2.INTER_LINEAR,
                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        x = _normalize(img if color == pre.color else cv2.cvtColor(img, cv2.COLOR_BGR2RGB), pre)
+        x = plan.normalize(cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if swap else img)
         t = Transform(scale, scale, x0, y0, (w, h), (fw, fh))
     else:  # keep-ratio-pad-right (validate() refused any other mode)
         # PaddleOCR's text-line resize (rapidocr's resize_norm_img): the height fills the input, the width
         # follows the aspect ratio up to the input's width (longer lines are squeezed), and the rest on the
         # right is padded with 0 *after* normalisation.
         nw = min(w, max(1, int(np.ceil(h * fw / max(fh, 1)))))
+        img = cv2.resize(frame, (nw, h), interpolation=cv2.INTER_LINEAR)
         x = np.zeros((h, w, 3), np.float32)
-        x[:, :nw] = _normalize(resized((nw, h)), pre)
+        x[:, :nw] = plan.normalize(cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if swap else img)
         t = Transform(nw / fw, h / fh, 0.0, 0.0, (w, h), (fw, fh))
-    x = x[None] if pre.layout == "NHWC" else x.transpose(2, 0, 1)[None]
-    return np.ascontiguousarray(x, np.float32), t
+    if plan.layout == "NHWC":
+        return x[None], t
+    x = x.transpose(2, 0, 1)[None]
+    return (np.ascontiguousarray(x) if contiguous else x), t
 
 
-def _normalize(img: np.ndarray, pre: Preprocessing) -> np.ndarray:
-    """(img * scale - mean) / std per channel, in float32. Computed on rows of interleaved channels against a
-    row-long mean and std: broadcasting a 3-vector over the last axis makes numpy's inner loop 3 long, which made
-    this 4x slower than the resize itself (0.58 ms of a 0.6 ms 128x128 letterbox); the arithmetic is the same."""
-    h, w = img.shape[:2]
-    c = img.shape[2] if img.ndim == 3 else 1
-    rows = np.ascontiguousarray(img).reshape(h, w * c).astype(np.float32)
-    mean, std = (np.tile(np.broadcast_to(np.float32(v), (c,)), w) for v in (pre.mean, pre.std))
-    rows *= np.float32(pre.scale)  # in place: `rows` is astype's fresh copy
-    rows -= mean
-    rows /= std
-    return rows.reshape(img.shape)
+class _Plan:
+    """A validated Preprocessing's constants, made once per distinct preprocessing (prepare runs per frame)."""
+
+    def __init__(self, pre: Preprocessing):
+        self.color, self.resize, self.layout = pre.color, pre.resize, pre.layout
+        mean = np.broadcast_to(np.float32(pre.mean), (3,)).astype(np.float64)
+        std = np.broadcast_to(np.float32(pre.std), (3,)).astype(np.float64)
+        # (img * scale - mean) / std == img * a + b: two passes over the pixels instead of three
+        self.a, self.b = (np.float32(pre.scale) / std).astype(np.float32), (-mean / std).astype(np.float32)
+        self.uniform = bool(np.all(self.a == self.a[0]) and np.all(self.b == self.b[0]))
+        self._rows: dict = {}
+
+    def normalize(self, img: np.ndarray) -> np.ndarray:
+        """img * a + b per channel, in float32, into a fresh array (frames in flight each keep their own).
+        Per-channel constants are applied on rows of interleaved channels against a row-long vector:
+        broadcasting a 3-vector over the last axis makes numpy's inner loop 3 long (4x slower than the resize)."""
+        if self.uniform:
+            x = np.multiply(img, self.a[0], dtype=np.float32)
+            x += self.b[0]
+            return x
+        h, w = img.shape[:2]
+        c = img.shape[2] if img.ndim == 3 else 1
+        rows = self._rows.get((w, c))
+        if rows is None:
+            rows = self._rows[(w, c)] = (np.tile(self.a[:c], w), np.tile(self.b[:c], w))
+        x = np.multiply(np.ascontiguousarray(img).reshape(h, w * c), rows[0], dtype=np.float32)
+        x += rows[1]
+        return x.reshape(img.shape)
+
+
+def _plan(pre: Preprocessing) -> _Plan:
+    """The plan for `pre`, validated (fields may have been set after creation, so it is keyed by their values)."""
+    try:
+        key = (pre.color, _key(pre.mean), _key(pre.std), float(pre.scale), pre.resize, pre.layout)
+        plan = _PLANS.get(key)
+    except (TypeError, ValueError):  # unhashable or non-numeric values: validate() says what is wrong
+        key, plan = None, None
+    if plan is None:
+        plan = _Plan(pre.validate())
+        if key is not None:
+            if len(_PLANS) > 64:
+                _PLANS.clear()
+            _PLANS[key] = plan
+    return plan
+
+
+def _key(v):
+    return tuple(v) if isinstance(v, (list, tuple)) else v
+
+
+_PLANS: dict = {}
 
 
 def read_image(path: Path) -> np.ndarray:

@@ -186,3 +186,21 @@ def test_preprocessing_sits_at_the_core_layer():
     for layer in ("backends", "pipeline"):
         for f in (ROOT / "edgekit" / layer).rglob("*.py"):
             assert not any(n.startswith("harness") for n in _edgekit_imports(f)), f
+
+
+@pytest.mark.parametrize("resize", MODES)
+def test_a_view_for_a_strided_runner_holds_the_same_tensor(image, resize):
+    """contiguous=False (a runner that lays feeds out itself) changes the memory order, never the values; a
+    preprocessing changed after it was first used is re-validated and takes effect."""
+    frame = read_image(image)
+    spec = TensorSpec("x", "float32", _shape("NCHW"))
+    pre = _pre(resize, "rgb", "NCHW")
+    x, _ = prepare(frame, spec, pre)
+    view, _ = prepare(frame, spec, pre, contiguous=False)
+    assert x.flags.c_contiguous and not view.flags.c_contiguous and np.array_equal(x, view)
+    pre.mean = [0.0, 0.0, 0.0]
+    y, _ = prepare(frame, spec, pre)
+    assert not np.array_equal(x, y)
+    pre.resize = "bogus"
+    with pytest.raises(EdgekitError, match="unknown resize 'bogus'"):
+        prepare(frame, spec, pre)

@@ -148,6 +148,11 @@ def dist_version(dist: str) -> str | None:
 class Runner:
     """A loaded artifact. `runner({"x": array})` -> {"out": array}, in ONNX names/shapes/layouts/dtypes."""
 
+    # True where `_run` takes any strides (it copies into the runtime's own layout anyway): check_feeds then
+    # passes a transposed view through instead of copying it to C order first (LiteRT: an NCHW view of an NHWC
+    # buffer goes in without a copy at all)
+    strided_feeds = False
+
     def __init__(self, manifest: Manifest, folder: Path | None, threads: int | None):
         self.manifest = manifest
         self.folder = folder
@@ -191,10 +196,9 @@ class Runner:
             out = {}
             for name, dtype, shape in fast:
                 arr = feeds.get(name)
-                if type(arr) is not np.ndarray or arr.dtype != dtype or arr.shape != shape \
-                        or not arr.flags.c_contiguous:
+                if type(arr) is not np.ndarray or arr.dtype != dtype or arr.shape != shape:
                     break
-                out[name] = arr
+                out[name] = arr if self.strided_feeds or arr.flags.c_contiguous else np.ascontiguousarray(arr)
             else:
                 return out
         names = [s.name for s in self.inputs]
@@ -212,7 +216,7 @@ class Runner:
                     isinstance(d, int) and d != a for d, a in zip(spec.shape, arr.shape))):
                 raise EdgekitError(f"input '{spec.name}': shape {format_shape(list(arr.shape))}, "
                                    f"the model takes {format_shape(spec.shape)}")
-            out[spec.name] = np.ascontiguousarray(arr)
+            out[spec.name] = arr if self.strided_feeds else np.ascontiguousarray(arr)
         return out
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -57,6 +57,8 @@ def interpreter_class(candidates=INTERPRETERS):
 
 
 class TfliteRunner(Runner):
+    strided_feeds = True  # _to_tf lays every input out for LiteRT (set_tensor copies it into the interpreter)
+
     def __init__(self, manifest, folder, threads):
         super().__init__(manifest, folder, threads)
         Interpreter, self.interpreter_dist = interpreter_class()
@@ -89,10 +91,13 @@ class TfliteRunner(Runner):
 
 
 def _to_tf(arr: np.ndarray, layout: str | None) -> np.ndarray:
-    """An ONNX-layout input as the .tflite takes it (the runner's `_run` does the same per call)."""
+    """An ONNX-layout input as the .tflite takes it, C-contiguous (the runner's `_run` does the same per call).
+    An NCHW view of an NHWC buffer (preprocess.prepare(contiguous=False)) goes in as that buffer, uncopied."""
     if layout == "NHWC":
-        return nchw_to_nhwc(arr)
-    return np.ascontiguousarray(arr.transpose(0, 2, 1)) if layout == "NWC" else arr
+        if arr.ndim == 4 and arr.transpose(0, 2, 3, 1).flags.c_contiguous:
+            return arr.transpose(0, 2, 3, 1)
+        return nchw_to_nhwc(np.ascontiguousarray(arr))
+    return np.ascontiguousarray(arr.transpose(0, 2, 1)) if layout == "NWC" else np.ascontiguousarray(arr)
 
 
 def _from_nwc(arr: np.ndarray) -> np.ndarray:

@@ -47,6 +47,10 @@ class PipelineError(EdgekitError):
         self.node, self.kind, self.error, self.traceback = node, kind, error, tb
 
 
+class _Fused(Exception):
+    """A fused node failed (already recorded by Pipeline._fail): its producer's thread stops."""
+
+
 @dataclass
 class Edge:
     """One input of one node: which stream feeds it and how its queue behaves when full."""
@@ -68,15 +72,18 @@ class _Slot:
         self.thread: threading.Thread | None = None
         self.stats = NodeStats(node.name, node.kind or type(node).__name__)
         self.opened = False
+        self.fused = False  # run by its producer's thread (Pipeline._fusable), not a thread of its own
 
 
 class Pipeline:
     def __init__(self, max_in_flight: int = 2, flow: str = "auto", queue_size: int = 4, queue_policy: str = "block",
                  trace: str | None = None, name: str = "pipeline", drain_timeout: float = 10.0,
-                 files_in_flight: int | None = FILES_IN_FLIGHT):
+                 files_in_flight: int | None = FILES_IN_FLIGHT, fuse_light: bool = True):
         self.name = name
         self.max_in_flight = max_in_flight
         self.files_in_flight = files_in_flight
+        self.fuse_light = fuse_light
+        self._direct: dict[str, list[tuple[_Slot, str]]] = {}  # stream -> light nodes run in its producer's thread
         self.flow = flow
         self.queue_size = queue_size
         self.queue_policy = queue_policy
@@ -137,11 +144,16 @@ class Pipeline:
                     raise EdgekitError(f"stream '{stream}' has two producers: '{producers[stream]}' and '{name}'")
                 producers[stream] = name
         consumers = collections.defaultdict(list)
+        self._direct = {}
         for name, slot in self._slots.items():
             for key, edge in slot.inputs.items():
                 if edge.stream not in producers:
                     raise EdgekitError(f"node '{name}' input '{key}': no node produces stream '{edge.stream}'")
                 policy = edge.policy or self.queue_policy
+                if self._fusable(slot, policy, self._slots[producers[edge.stream]]):
+                    slot.fused = True
+                    self._direct.setdefault(edge.stream, []).append((slot, key))
+                    continue
                 size = edge.size or self.queue_size
                 slot.queues[key] = EdgeQueue(f"{edge.stream}->{name}.{key}", size, policy, self._abort,
                                              on_drop=self._on_drop(slot), cond=slot.cond)
@@ -170,6 +182,14 @@ class Pipeline:
                            if not isinstance(s.node, SourceNode) and (s.node.is_sink or not any(
                                st in used for st in s.outputs.values()))]
         return order
+
+    def _fusable(self, slot: _Slot, policy: str, producer: _Slot) -> bool:
+        """A light node with one blocking input from a node other than a source runs in its producer's thread:
+        a thread handoff (two futex calls and a wake-up) costs about what the node itself does, and a queue of
+        its own would only ever block its producer. Sources keep their thread to themselves (reading frames is
+        the critical path); drop and keep-latest edges keep their queue (they need one to drop from)."""
+        return (self.fuse_light and slot.node.light and len(slot.inputs) == 1 and policy == "block"
+                and not isinstance(producer.node, SourceNode) and not getattr(slot.node, "optional_inputs", ()))
 
     def on_main_thread(self, node: Node, task: Callable[[], None]) -> None:
         """Have `run()` call `task` from the thread that called it (the main thread), every ~15 ms while the
@@ -214,6 +234,8 @@ class Pipeline:
         self._t0 = time.monotonic()
         for n in reversed(order):
             slot = self._slots[n]
+            if slot.fused:
+                continue
             target = self._run_source if isinstance(slot.node, SourceNode) else self._run_node
             slot.thread = threading.Thread(target=target, args=(slot,), name=f"edgekit-{n}", daemon=True)
             slot.thread.start()
@@ -450,6 +472,22 @@ class Pipeline:
             return
         for q in self._consumers.get(stream, ()):
             q.put(item)
+        for target, _ in self._direct.get(stream, ()):
+            self._deliver(target, item)
+
+    def _deliver(self, slot: _Slot, item) -> None:
+        """A fused node's input, in its producer's thread: fire it (or pass end-of-stream on). Its failure is
+        its own, named as in its own thread; the producer then stops with the graph."""
+        try:
+            if item is EOS:
+                self._emit_eos(slot)
+            else:
+                self._fire(slot, {next(iter(slot.inputs)): item})
+        except _Fused:
+            raise
+        except BaseException as e:
+            self._fail(slot, e)
+            raise _Fused() from e
 
     def _emit_eos(self, slot: _Slot) -> None:
         for key in slot.outputs:

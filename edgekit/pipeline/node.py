@@ -49,6 +49,9 @@ class Node:
     inputs: tuple[str, ...] = ("in",)
     outputs: tuple[str, ...] = ("out",)
     is_sink = False  # a terminal node (the flow limiter's back edge counts frames it finished)
+    # Cheap and never blocking (tens of microseconds of decoding or a buffered write): the graph may run it in
+    # its producer's thread instead of its own, where its one input is a blocking edge (Pipeline(fuse_light=))
+    light = False
 
     def __init__(self, name: str, **options):
         self.name = name

@@ -1,6 +1,7 @@
 """Per-node statistics (packets in/out, drops, processing time, rate) and the end-of-run summary."""
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ class NodeStats:
     busy_s: float = 0.0
     first: float | None = None
     last: float | None = None
-    _lat: list = field(default_factory=list)
+    _lat: collections.deque = field(default_factory=lambda: collections.deque(maxlen=_KEEP))
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record(self, start: float, end: float) -> None:
@@ -34,9 +35,7 @@ class NodeStats:
             self.busy_s += end - start
             self.first = start if self.first is None else self.first
             self.last = end
-            if len(self._lat) >= _KEEP:
-                self._lat.pop(0)
-            self._lat.append(end - start)
+            self._lat.append(end - start)  # a ring: the oldest sample falls out
 
     def as_dict(self) -> dict:
         with self._lock:

@@ -28,6 +28,19 @@ def test_export_verifies(conv_exports, fmt):
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
+def test_a_transposed_view_feeds_like_its_copy(conv_exports, fmt, sample, reference):
+    """preprocess.prepare(contiguous=False) hands an NCHW view of an NHWC buffer to runners that set
+    strided_feeds (LiteRT takes the buffer as it is); every other runner gets it copied to C order."""
+    runner = edgekit.load(conv_exports[fmt].path, threads=1)
+    view = np.ascontiguousarray(sample["x"].transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    assert not view.flags.c_contiguous and np.array_equal(view, sample["x"])
+    out = runner({"x": view})
+    for name in out:
+        np.testing.assert_allclose(out[name], reference[name], atol=1e-4, rtol=1e-3)
+    runner.close()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_runner_speaks_onnx(conv_exports, fmt, sample, reference):
     runner = edgekit.load(conv_exports[fmt].path, threads=1)
     out = runner(sample)

@@ -227,3 +227,55 @@ def test_stages_run_concurrently(no_new_threads):
     inline = graph().run_inline()
     assert threaded.frames_processed == inline.frames_processed == 30
     assert threaded.fps > 2.0 * inline.fps, (threaded.fps, inline.fps)
+
+
+class _Thread(h.Collect):
+    """A light sink that records the thread each frame ran in."""
+
+    light = True
+
+    def process(self, inputs, packet):
+        import threading
+
+        super().process(inputs, packet)
+        self.items[-1] = (*self.items[-1], threading.current_thread().name)
+
+
+class _LightFail(h.Fail):
+    light = True
+
+
+@pytest.mark.parametrize("fuse", [True, False])
+def test_light_nodes_run_in_their_producers_thread_with_the_same_semantics(fuse, no_new_threads):
+    p = Pipeline(max_in_flight=3, fuse_light=fuse)
+    p.add(h.Frames("src", count=20), outputs={"frame": "frames"})
+    p.add(h.Sleep("work", ms=1), inputs={"in": "frames"}, outputs={"out": "done"})
+    right = p.add(_Thread("right_after_source"), inputs={"in": "frames"})  # a source keeps its thread
+    sink = p.add(_Thread("sink"), inputs={"in": "done"})
+    s = p.run()
+    assert s.frames_processed == 20 and s.stopped_by == "end of stream"
+    assert [i[0] for i in sink.items] == list(range(20))
+    assert {i[-1] for i in sink.items} == {"edgekit-work" if fuse else "edgekit-sink"}
+    assert {i[-1] for i in right.items} == {"edgekit-right_after_source"}
+    assert {n["node"]: n["in"] for n in s.nodes}["sink"] == 20  # its statistics as in a thread of its own
+    assert not p.threads()
+
+
+def test_a_fused_node_that_fails_is_named(no_new_threads):
+    p = Pipeline(max_in_flight=2)
+    p.add(h.Frames("src", count=None, fps=200), outputs={"frame": "frames"})
+    p.add(h.Sleep("work", ms=1), inputs={"in": "frames"}, outputs={"out": "done"})
+    p.add(_LightFail("bad_node", at=5), inputs={"in": "done"}, outputs={"out": "x"})
+    p.add(h.Collect("sink"), inputs={"in": "x"})
+    with pytest.raises(PipelineError, match=r"node 'bad_node' \(test_fail\) failed: ValueError: broken at frame 5"):
+        p.run()
+    assert not p.threads()
+
+
+def test_a_dropping_edge_keeps_its_queue(no_new_threads):
+    p = Pipeline(max_in_flight=8)
+    p.add(h.Frames("src", count=10), outputs={"frame": "frames"})
+    p.add(h.Sleep("work", ms=1), inputs={"in": "frames"}, outputs={"out": "done"})
+    sink = p.add(_Thread("sink"), inputs={"in": {"stream": "done", "policy": "keep-latest"}})
+    p.run()
+    assert {i[-1] for i in sink.items} == {"edgekit-sink"}

@@ -40,50 +40,64 @@ def ssd_anchors(num_layers, input_size, anchor_offset, strides, interpolated_sca
 def decode(raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np.ndarray, input_size: int,
            min_score: float) -> tuple[np.ndarray, np.ndarray]:
     """Raw SSD outputs -> (boxes (K, 2 + P, 2) as [[xmin, ymin], [xmax, ymax], keypoints...], scores (K,)),
-    normalised to the model input, only those above min_score with a positive size."""
+    normalised to the model input, only those above min_score with a positive size. The sigmoid is monotonic:
+    the anchors are cut on the raw logits first (a hair below the threshold), so only the few near a face are
+    exponentiated and decoded, and the exact score > min_score test runs on those."""
     n = anchors.shape[0]
-    scores = 1.0 / (1.0 + np.exp(-np.clip(raw_scores.reshape(n).astype(np.float64), -RAW_SCORE_LIMIT,
-                                          RAW_SCORE_LIMIT)))
-    idx = np.flatnonzero(scores > min_score)  # decode only the few anchors that score: most of 896 do not
+    raw = raw_scores.reshape(n)
+    idx = np.flatnonzero(raw > _logit_cut(min_score))
+    scores = 1.0 / (1.0 + np.exp(-np.clip(raw[idx].astype(np.float64), -RAW_SCORE_LIMIT, RAW_SCORE_LIMIT)))
+    hit = scores > min_score
+    idx, scores = idx[hit], scores[hit]
     pts = raw_boxes.reshape(n, -1, 2)[idx].astype(np.float64) / input_size
     pts[:, 0] += anchors[idx]
     pts[:, 2:] += anchors[idx, None, :]
     center, half = pts[:, 0].copy(), pts[:, 1] / 2
     pts[:, 0], pts[:, 1] = center - half, center + half
     keep = np.all(pts[:, 1] > pts[:, 0], axis=1)
-    return pts[keep], scores[idx][keep]
+    return pts[keep], scores[keep]
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of box a (2, 2) with boxes b (K, 2, 2)."""
-    lo = np.maximum(a[0], b[:, 0])
-    hi = np.minimum(a[1], b[:, 1])
-    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
-    area = lambda x: np.prod(np.clip(x[..., 1, :] - x[..., 0, :], 0, None), axis=-1)  # noqa: E731
-    union = area(a[None])[0] + area(b) - inter
+def _logit_cut(p: float) -> float:
+    """A raw score below which sigmoid(raw) <= p for sure (a margin under logit(p) for rounding)."""
+    if p <= 0.0:
+        return -np.inf
+    if p >= 1.0:
+        return RAW_SCORE_LIMIT - 1e-3
+    return math.log(p / (1.0 - p)) - 1e-6
+
+
+def _iou_matrix(b: np.ndarray) -> np.ndarray:
+    """IoU of every pair of boxes b (K, 2, 2)."""
+    lo = np.maximum(b[:, None, 0], b[None, :, 0])
+    hi = np.minimum(b[:, None, 1], b[None, :, 1])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=-1)
+    area = np.prod(np.clip(b[:, 1] - b[:, 0], 0, None), axis=-1)
+    union = area[:, None] + area[None, :] - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 def weighted_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> list[tuple[np.ndarray, float]]:
     """MediaPipe's WEIGHTED non-max suppression: each cluster of overlapping detections (IoU > threshold with
-    the best one) becomes their score-weighted mean, with the best one's score."""
+    the best one) becomes their score-weighted mean, with the best one's score. The pairwise IoUs are computed
+    once (the few candidates a frame has), the clusters then taken best first."""
+    if len(scores) == 0:
+        return []
     order = np.argsort(-scores, kind="stable")
-    remaining = list(order)
+    b, s = boxes[order], scores[order]
+    ious = _iou_matrix(b[:, :2])
+    alive = np.ones(len(s), bool)
     out = []
-    while remaining:
-        best = remaining[0]
-        ious = _iou(boxes[best, :2], boxes[remaining, :2])
-        cluster = [r for r, iou in zip(remaining, ious) if iou > threshold]
-        rest = [r for r, iou in zip(remaining, ious) if iou <= threshold]
-        if cluster:
-            w = scores[cluster]
-            merged = (boxes[cluster] * w[:, None, None]).sum(0) / w.sum()
-        else:
-            merged = boxes[best]
-        out.append((merged, float(scores[best])))
-        if len(rest) == len(remaining):
+    while alive.any():
+        idx = np.flatnonzero(alive)
+        best = idx[0]
+        cluster = idx[ious[best, idx] > threshold]
+        if not cluster.size:  # a degenerate box overlaps not even itself
+            out.append((b[best], float(s[best])))
             break
-        remaining = rest
+        w = s[cluster]
+        out.append(((b[cluster] * w[:, None, None]).sum(0) / w.sum(), float(s[best])))
+        alive[cluster] = False
     return out
 
 
@@ -121,12 +135,14 @@ class FaceDecoder:
         """[{"box": [x0, y0, x1, y1], "score": s, "keypoints": [[x, y] x 6]}], best first."""
         raw_boxes, raw_scores = self._outputs(outputs)
         boxes, scores = decode(raw_boxes, raw_scores, self.anchors, self.opts["input_size"], self.min_score)
-        faces = []
-        for pts, score in weighted_nms(boxes, scores, self.nms_threshold):
-            p = transform.norm_to_frame(pts)  # undo the letterbox and the resize
-            faces.append({"box": [float(p[0, 0]), float(p[0, 1]), float(p[1, 0]), float(p[1, 1])],
-                          "score": score, "keypoints": p[2:].round(3).tolist()})
-        return faces[:self.max_faces] if self.max_faces else faces
+        kept = weighted_nms(boxes, scores, self.nms_threshold)
+        if self.max_faces:
+            kept = kept[:self.max_faces]
+        if not kept:
+            return []
+        pts = transform.norm_to_frame(np.stack([k[0] for k in kept]))  # undo the letterbox and the resize
+        return [{"box": p[:2].reshape(4).tolist(), "score": score, "keypoints": p[2:].round(3).tolist()}
+                for p, (_, score) in zip(pts, kept)]
 
 
 @register("face_detections")
@@ -138,6 +154,7 @@ class FaceDetections(Node):
 
     inputs = ("in",)
     outputs = ("faces",)
+    light = True  # ~0.1 ms of numpy on the few anchors that fire
 
     def __init__(self, name: str, model: str = "short_range", min_score: float | None = None,
                  nms_threshold: float = 0.3, max_faces: int = 0, boxes_output: str | None = None,
@@ -223,6 +240,7 @@ class FaceLandmarks(Node):
 
     inputs = ("in",)
     outputs = ("faces",)
+    light = True  # one small matrix product per face
 
     def __init__(self, name: str, min_presence: float = 0.5, **options):
         super().__init__(name, **options)

@@ -96,7 +96,7 @@ class Inference(Node):
         if self.pre is None:
             raise EdgekitError(f"node '{self.name}': images need preprocessing; the artifact's manifest has none, "
                                "give `preprocessing:` in the graph")
-        x, t = imageops.prepare(img, self.spec, self.pre)
+        x, t = imageops.prepare(img, self.spec, self.pre, contiguous=not self.runner.strided_feeds)
         return {self.spec.name: x}, t
 
     def _run(self, feeds):

@@ -97,6 +97,7 @@ class JsonlSink(Node):
     inputs = ("in",)
     outputs = ()
     is_sink = True
+    light = True  # one json.dumps and a buffered write per frame
 
     def __init__(self, name: str, path: str, flush: bool = True, **options):
         super().__init__(name, **options)

@@ -33,6 +33,7 @@ class Preprocess(Node):
                 node.open()
             self.spec = node.spec
             self.pre = self.preprocessing or node.pre
+            self.contiguous = not node.runner.strided_feeds  # its runner lays the tensor out itself
         else:
             shapes = _shape_key([self.input_shape]) if self.input_shape else None
             if not shapes or self.preprocessing is None:
@@ -40,9 +41,10 @@ class Preprocess(Node):
             (name, dims), = shapes.items()
             self.spec = TensorSpec(name, "float32", dims)
             self.pre = self.preprocessing
+            self.contiguous = True
         if self.pre is None:
             raise EdgekitError("no preprocessing: the artifact's manifest has none and the graph gives none")
 
     def process(self, inputs, packet):
-        x, t = imageops.prepare(inputs["frame"], self.spec, self.pre)
+        x, t = imageops.prepare(inputs["frame"], self.spec, self.pre, contiguous=self.contiguous)
         return {"inputs": {self.spec.name: x}, "transform": t}
