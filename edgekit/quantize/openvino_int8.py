@@ -93,7 +93,7 @@ def quantize_within(onnx_path: Path, fp32_xml: Path, dst: Path, samples: list[di
     state = {}
 
     def attempt(keep: set) -> Attempt:
-        cfg = {"inputs": list(samples[0]), "samples": len(samples), 
+        cfg = {"inputs": list(samples[0]), "samples": len(samples),
                "ignored": [re.escape(n) + "(/.*)?" for n in sorted(keep)]}
         (work / "nncf.json").write_text(json.dumps(cfg))
         proc = run_tool([sys.executable, "-c", QUANT, str(fp32_xml), str(data), "nncf.json", str(dst)], cwd=work)
