@@ -58,9 +58,13 @@ if cfg != "-":
     net["extraTensorDescribe"] = [d for d in net.get("extraTensorDescribe", []) if d.get("index") in inputs]
     with open("int8.json", "w") as f:
         json.dump(net, f)
-    _tools.mnnconvert(["mnnconvert", "-f", "JSON", "--modelFile", "int8.json", "--MNNModel", dst,
+    _tools.mnnconvert(["mnnconvert", "-f", "JSON", "--modelFile", "int8.json", "--MNNModel", "edgekit-int8-f32.mnn",
                        "--bizCode", "edgekit"])
     os.remove("int8.json")
+    # the float layers' weights stored fp16 (MNN computes them in fp32 at precision high); -f JSON ignores --fp16
+    _tools.mnnconvert(["mnnconvert", "-f", "MNN", "--modelFile", "edgekit-int8-f32.mnn", "--MNNModel", dst, "--fp16",
+                       "--bizCode", "edgekit"])
+    os.remove("edgekit-int8-f32.mnn")
 else:
     net = dump(src)
 rows = [[o.get("name", ""), o.get("type", ""), "quanParameter" in (o.get("main") or {})] for o in net["oplists"]
