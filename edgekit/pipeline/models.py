@@ -92,7 +92,7 @@ class Gate:
     refusals: dict = field(default_factory=dict)  # precision -> why it was refused
 
     def describe(self) -> str:
-        return json.dumps({"metric": self.metric, "max_drop": self.max_drop}, sort_keys=True)  # what keys the cache
+        return json.dumps({"metric": self.metric, "max_drop": self.max_drop}, sort_keys=True)
 
 
 FALLBACK = {"int8": ("fp16", "fp32"), "fp16": ("fp32",)}  # a node's next precisions when its gate refuses one
