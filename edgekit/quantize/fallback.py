@@ -63,10 +63,12 @@ def quantize_within(param: Path, binf: Path, out_param: Path, out_bin: Path, sam
 
     cache: dict = {}  # each layer's calibrated scales, computed once for all rounds
 
+    def write(kept: set) -> QuantizeReport:  # the int8 model with `kept` in float, into out_param / out_bin
+        return quantize(param, binf, out_param, out_bin, samples, input_names, method="best", keep_float=kept,
+                        drop_batch=drop_batch, float_weights="fp16", requantize=requantize, cache=cache)
+
     def attempt(kept: set) -> Attempt:
-        report = quantize(param, binf, out_param, out_bin, samples, input_names, method="best",
-                          keep_float=kept, drop_batch=drop_batch, float_weights="fp16",
-                          requantize=requantize, cache=cache)
+        report = write(kept)
         net = int8_net(out_param, out_bin)
         try:
             got = [extract(net, f, outputs) for f in feeds]
@@ -81,8 +83,7 @@ def quantize_within(param: Path, binf: Path, out_param: Path, out_bin: Path, sam
                                          key=lambda lr: lr.cosines.get(lr.chosen, 1.0) if lr.cosines else 1.0)]
 
     if speed_profile:
-        quantize(param, binf, out_param, out_bin, samples, input_names, method="best", keep_float=set(keep),
-                 drop_batch=drop_batch, float_weights="fp16", requantize=requantize, cache=cache)
+        write(set(keep))
         speeds = {s.name: s for s in layer_speeds(param, binf, out_param, out_bin, feeds[0])}
         for name in slower_in_int8(list(speeds.values()), min_share=SPEED_MIN_SHARE):
             s = speeds[name]
