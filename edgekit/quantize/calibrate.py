@@ -225,3 +225,15 @@ def choose_bottom_scale(layer, pairs: list[tuple[np.ndarray, np.ndarray]], wscal
             for k, s in candidates.items()}
     best = max(sims, key=lambda k: sims[k])
     return best, candidates[best], sims
+
+
+def bias_correction(layer, pairs: list[tuple[np.ndarray, np.ndarray]], wscales: np.ndarray,
+                    bscale: float) -> tuple[np.ndarray, float]:
+    """(per-channel bias shift, the layer's mean int8 output cosine to fp32 with it) on `pairs` (reference.bias_shift:
+    the mean error int8 rounding and clipping leave in each output channel)."""
+    weight = layer.blob("weight").floats()
+    bias_blob = layer.blob("bias")
+    shift = reference.bias_shift(layer, [x for x, _ in pairs], weight, wscales, bscale)
+    bias = shift + (bias_blob.floats() if bias_blob is not None else 0)
+    cos = float(np.mean([_cos(y, reference.forward_int8(layer, x, weight, bias, wscales, bscale)) for x, y in pairs]))
+    return shift, cos

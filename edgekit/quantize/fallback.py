@@ -5,14 +5,16 @@ Starting point: depthwise convolutions stay float. Measured here (benchmarks/res
 depthwise layer of PP-OCR cls/rec/det was slower in int8 than in fp32 on x86 and they are the layers whose per-
 channel ranges suffer most, so quantizing them costs accuracy for no speed. Then, while the worst output cosine
 of the int8 model against the fp32 ncnn model on the calibration samples is below 1 - max_drop (or the export's
-gate fails), the quantized layers whose own int8 output agrees least with fp32 (their per-layer cosine from the
-"best" calibration) are kept float, a tenth of the remaining ones (at least one) per round; each layer's scales
-are calibrated once for all rounds. Ranking instead by the output drop left when each layer alone goes back to
-float (NNCF's way) was measured and lost: on PP-OCRv4 det calibrated on the OCR app's frames it lowered the
-output cosine drop steadily (0.017 -> 0.0038) but never met the det's mask@0.3 gate in 8 rounds, where this
-ranking met it in 3 with 40 layers int8 (it costs one quantization per layer, too). Layers kept float store fp16
-weights (ncnn widens them to fp32 at load; they compute in fp32), which keeps the file near a quarter of the fp32
-one."""
+gate fails), the most harmful quantized layers are kept float, a tenth of the remaining ones (at least one) per
+round; each layer's scales are calibrated once for all rounds. Harm is the output drop a layer causes when it
+alone is int8 (NNCF's "one group at a time"), measured once, after the first failed round, on that round's
+worst samples; ties go by the layer's own int8 output cosine. A layer's own cosine alone misleads: on PP-OCRv4
+det every int8 layer kept >= 0.998 of its own output, yet one early 1x1 convolution alone took a calibration
+page's output cosine to 0.87, and 8 rounds by own cosine never found it (drop stuck at 0.058 with 37 layers
+float); by solo drop the loop passed in 4 rounds with 36 layers int8. Ranking by the drop left when each layer
+alone goes back to float (the other NNCF variant) was measured earlier and also lost (interactions hide the
+culprit). Layers kept float store fp16 weights (ncnn widens them to fp32 at load; they compute in fp32), which
+keeps the file near a quarter of the fp32 one."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from .repair import ROUNDS, Attempt, within_budget
 __all__ = ["ROUNDS", "FallbackReport", "quantize_within"]
 
 SPEED_MIN_SHARE = 0.01  # a layer under 1% of the summed layer time is below the timing's resolution
+SOLO_SAMPLES = 4  # the sensitivity ranking runs each layer alone in int8 on this many of the worst samples
 
 
 @dataclass
@@ -67,20 +70,32 @@ def quantize_within(param: Path, binf: Path, out_param: Path, out_bin: Path, sam
         return quantize(param, binf, out_param, out_bin, samples, input_names, method="best", keep_float=kept,
                         drop_batch=drop_batch, float_weights="fp16", requantize=requantize, cache=cache)
 
-    def attempt(kept: set) -> Attempt:
-        report = write(kept)
+    def run(which: list[int]) -> tuple[list[float], list[dict]]:  # the written model on samples `which`
         net = int8_net(out_param, out_bin)
         try:
-            got = [extract(net, f, outputs) for f in feeds]
+            got = [extract(net, feeds[i], outputs) for i in which]
         finally:
             net.clear()
-        drop = max(1 - _cos(r[o], g[o]) for g, r in zip(got, ref) for o in outputs)
-        return Attempt(report, drop, [lr.name for lr in report.quantized],
-                       bool(accept(ref, got)) if accept else None)
+        return [max(1 - _cos(ref[i][o], g[o]) for o in outputs) for i, g in zip(which, got)], got
 
-    def rank(a: Attempt) -> list[str]:  # the layers whose own int8 output agrees least with fp32 first
-        return [lr.name for lr in sorted(a.result.quantized,
-                                         key=lambda lr: lr.cosines.get(lr.chosen, 1.0) if lr.cosines else 1.0)]
+    def attempt(kept: set) -> Attempt:
+        report = write(kept)
+        per_sample, got = run(list(range(len(feeds))))
+        return Attempt(report, max(per_sample), [lr.name for lr in report.quantized],
+                       bool(accept(ref, got)) if accept else None, per_sample)
+
+    solo: dict = {}  # layer -> output drop with that layer alone int8, on the first round's worst samples
+
+    def rank(a: Attempt) -> list[str]:
+        """The most harmful first: by the output drop each layer causes alone in int8 (measured once, on the
+        first failed round's worst samples), then by its own int8 output's agreement with fp32."""
+        mine = {lr.name: (lr.cosines.get(lr.chosen, 1.0) if lr.cosines else 1.0) for lr in a.result.quantized}
+        if not solo:
+            worst = sorted(range(len(feeds)), key=lambda i: -a.per_sample[i])[:SOLO_SAMPLES]
+            for name in mine:
+                write(set(keep) | set(mine) - {name})
+                solo[name] = max(run(worst)[0])
+        return sorted(mine, key=lambda n: (-solo.get(n, 0.0), mine[n]))
 
     if speed_profile:
         write(set(keep))

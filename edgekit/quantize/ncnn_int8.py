@@ -97,7 +97,9 @@ def quantize(param: str | Path, binf: str | Path, out_param: str | Path, out_bin
     """Calibrate on `samples` and write the int8 model; layers named in `keep_float` stay fp32.
 
     `method`: kl / aciq / eq as ncnn2table; "best" takes, per layer, whichever of the KL, ACIQ and absmax
-    bottom scales gives that layer's int8 output the highest cosine to fp32 (edgekit's addition).
+    bottom scales gives that layer's int8 output the highest cosine to fp32, then adds to the bias the mean
+    per-channel error int8 leaves (calibrate.bias_correction) where that raises the cosine further (edgekit's
+    additions; "+bias" in the layer's `chosen`).
     `samples`: dicts of input name -> array; `input_names` maps those names to ncnn blob names (in0, ...)
     where they differ; `drop_batch` strips the leading batch axis (ncnn blobs have none).
     `gemm_to_innerproduct`: first rewrite plain constant-B Gemm layers as InnerProduct (checked to give the same
@@ -141,7 +143,7 @@ def quantize(param: str | Path, binf: str | Path, out_param: str | Path, out_bin
     report.kept_float = sorted(set(keep_float) | padded)
     targets = [l for l in model.quantizable() if l.name not in keep_float and l.name not in padded
                and l.get(8, 0) == 0]
-    cache = {} if cache is None else cache  # layer name -> (weight scales, bottom scale, pick, candidate cosines)
+    cache = {} if cache is None else cache  # layer name -> (weight scales, bottom scale, bias shift, pick, cosines)
     todo = [l for l in targets if l.name not in cache]
     net = calibrate.fp32_net(param, binf, threads) if todo else None
     try:
@@ -153,8 +155,8 @@ def quantize(param: str | Path, binf: str | Path, out_param: str | Path, out_bin
         if tmp is not None:
             tmp.cleanup()
     for l in targets:
-        ws, bs, pick, sims = cache[l.name]
-        term = rewrite_layer(l, ws, bs)
+        ws, bs, shift, pick, sims = cache[l.name]
+        term = rewrite_layer(l, ws, bs, shift)
         report.quantized.append(LayerReport(l.name, l.type, l.bottoms[0], bs, [float(x) for x in ws], term, pick,
                                             sims))
     report.requantized = ncnn_requantize.fuse(model) if requantize else []
@@ -193,7 +195,13 @@ def _calibrate(net, feeds: list[dict], targets: list, method: str, eq_samples: i
             cands = {"kl": calibrate.kl_scale(st), "aciq": calibrate.aciq_scale(st),
                      "absmax": 127 / st.absmax if st.absmax else 1.0}
             pick, bs, sims = calibrate.choose_bottom_scale(l, chosen[l.name], scales[l.name][0], cands)
-            scales[l.name] = (scales[l.name][0], bs)
+            shift, cos = calibrate.bias_correction(l, chosen[l.name], scales[l.name][0], bs)
+            if cos > sims[pick]:  # kept only where it brings the layer's own output closer to fp32
+                pick = f"{pick}+bias"
+                sims[pick] = cos
+            else:
+                shift = None
+            scales[l.name] = (scales[l.name][0], bs, shift)
             chosen[l.name] = (pick, sims)
     if method == "eq":
         for l in targets:
@@ -204,7 +212,8 @@ def _calibrate(net, feeds: list[dict], targets: list, method: str, eq_samples: i
             scales[l.name] = calibrate.eq_search(l, pairs, *scales[l.name])
     for l in targets:
         pick, sims = chosen.get(l.name, ("", {}))
-        cache[l.name] = (*scales[l.name], pick, sims)
+        ws, bs, *shift = scales[l.name]
+        cache[l.name] = (ws, bs, shift[0] if shift else None, pick, sims)
 
 
 def fp32_rewrites(model: NcnnModel, param, binf, feed: dict, skip: set, gemm: bool = True, ip_to_conv: bool = True,
@@ -226,8 +235,9 @@ def fp32_rewrites(model: NcnnModel, param, binf, feed: dict, skip: set, gemm: bo
     return gemms, ips, fold_affines(model) if fold else []
 
 
-def rewrite_layer(layer, wscales: np.ndarray, bscale: float) -> int:
-    """Store int8 weights (tagged) + scales after the bias, and set int8_scale_term; returns the term."""
+def rewrite_layer(layer, wscales: np.ndarray, bscale: float, bias_shift: np.ndarray | None = None) -> int:
+    """Store int8 weights (tagged) + scales after the bias, and set int8_scale_term; returns the term.
+    `bias_shift` (calibrate.bias_correction) is added to the fp32 bias (a layer without one gets one)."""
     weight = layer.blob("weight")
     if weight.tag != 0:
         raise EdgekitError(f"{layer.name}: weights are not fp32 (tag {weight.tag:#x}); export with fp16=0")
@@ -235,8 +245,13 @@ def rewrite_layer(layer, wscales: np.ndarray, bscale: float) -> int:
     term = 1 if layer.type == "ConvolutionDepthWise" else 2
     q = reference.quantize_rows(weight.floats(), wscales)
     blobs = [int8_blob("weight", q)]
-    if layer.blob("bias") is not None:
-        blobs.append(layer.blob("bias"))
+    bias = layer.blob("bias")
+    if bias_shift is not None:
+        base = bias.floats() if bias is not None else np.zeros(len(bias_shift), np.float32)
+        bias = fp32_blob("bias", base + np.asarray(bias_shift, np.float32), False)
+        layer.set(1 if layer.type == "InnerProduct" else 5, 1)  # bias_term
+    if bias is not None:
+        blobs.append(bias)
     blobs += [fp32_blob("weight_scales", wscales, False), fp32_blob("bottom_scale", np.float32([bscale]), False)]
     layer.blobs = blobs
     layer.set(8, term)

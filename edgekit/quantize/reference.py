@@ -105,26 +105,52 @@ def forward_int8(layer, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | No
 
 
 def _forward_q(layer, xq, weight, bias, weight_scales, bs) -> np.ndarray:
+    y = preactivation(layer, xq, weight, weight_scales, bs)
+    if bias is not None:
+        b = np.asarray(bias, np.float32)
+        y = y + (b if layer.type == "InnerProduct" else b[:, None, None])
+    y = activation(y, layer.get(9, 0), layer.get_array(10))
+    return y.reshape(-1) if layer.type == "InnerProduct" and xq.ndim != 2 and y.shape[0] == 1 else y
+
+
+def _rows(layer, x: np.ndarray) -> np.ndarray:
+    """An InnerProduct's input as [rows, K]: a 2D blob is one row per line, anything else one flat row."""
+    k = weight_shape(layer)[1]
+    return x.reshape(-1, k) if x.ndim == 2 and x.shape[-1] == k else x.reshape(1, -1)
+
+
+def preactivation(layer, x: np.ndarray, weight: np.ndarray, weight_scales: np.ndarray | None = None,
+                  bottom_scale: float | None = None) -> np.ndarray:
+    """The layer's output before bias and activation ([O, H, W], or [rows, O] for an InnerProduct): in float64
+    on fp32 `x` and weights when no scales are given, else ncnn's int8 arithmetic on the int8 input `x`,
+    dequantized (what _forward_q continues from)."""
     shape = weight_shape(layer)
     o = shape[0]
-    ws = np.asarray(weight_scales, np.float32)
-    if layer.type == "ConvolutionDepthWise":
-        group = layer.get(7, 1)
-        wq = quantize_rows(weight, ws).reshape(shape)
-        ws = np.repeat(ws, o // group) if ws.size == group else np.full(o, ws[0], np.float32)
+    if weight_scales is None:
+        w, scale_out = np.asarray(weight, np.float64).reshape(shape), None
     else:
-        wq = quantize_rows(weight, ws).reshape(shape)
-    scale_out = np.where(ws == 0, 0, 1 / (bs * ws)).astype(np.float32)
+        ws = np.asarray(weight_scales, np.float32)
+        w = quantize_rows(weight, ws).reshape(shape)
+        if layer.type == "ConvolutionDepthWise":
+            group = layer.get(7, 1)
+            ws = np.repeat(ws, o // group) if ws.size == group else np.full(o, ws[0], np.float32)
+        scale_out = np.where(ws == 0, 0, 1 / (np.float32(bottom_scale) * ws)).astype(np.float32)
     if layer.type == "InnerProduct":
-        rows = xq.reshape(-1, shape[1]) if xq.ndim == 2 and xq.shape[-1] == shape[1] else xq.reshape(1, -1)
-        acc = rows.astype(np.float64) @ wq.astype(np.float64).T  # [rows, O]
-        y = acc.astype(np.float32) * scale_out
-        if bias is not None:
-            y = y + np.asarray(bias, np.float32)
-        y = activation(y, layer.get(9, 0), layer.get_array(10))
-        return y.reshape(-1) if rows.shape[0] == 1 and xq.ndim != 2 else y
-    acc = conv_int32(xq, wq, layer)
-    y = acc.astype(np.float32) * scale_out[:, None, None]
-    if bias is not None:
-        y = y + np.asarray(bias, np.float32)[:, None, None]
-    return activation(y, layer.get(9, 0), layer.get_array(10))
+        acc = _rows(layer, x).astype(np.float64) @ w.astype(np.float64).T  # [rows, O]
+        return acc if scale_out is None else acc.astype(np.float32) * scale_out
+    acc = conv_int32(x, w, layer)
+    return acc if scale_out is None else acc.astype(np.float32) * scale_out[:, None, None]
+
+
+def bias_shift(layer, pairs_x: list[np.ndarray], weight: np.ndarray, weight_scales: np.ndarray,
+               bottom_scale: float) -> np.ndarray:
+    """Per output channel, the mean of (fp32 - int8) pre-activation output over the fp32 inputs `pairs_x`: what
+    adding to the bias removes (empirical bias correction: Nagel et al. 2019, "Data-Free Quantization", sec. 4.2;
+    NNCF's BiasCorrection). Rounding the weights and clipping the input shift each channel's mean, most where a
+    channel has few weights (depthwise) or a skewed input; the shift survives every later layer."""
+    total = np.zeros(weight_shape(layer)[0])
+    for x in pairs_x:
+        xq = float2int8(np.asarray(x, np.float32) * np.float32(bottom_scale))
+        d = preactivation(layer, x, weight) - preactivation(layer, xq, weight, weight_scales, bottom_scale)
+        total += d.mean(axis=0) if layer.type == "InnerProduct" else d.mean(axis=(1, 2))
+    return (total / max(len(pairs_x), 1)).astype(np.float32)

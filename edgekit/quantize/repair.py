@@ -22,6 +22,7 @@ class Attempt:
     drop: float
     quantized: list[str]
     passed: bool | None = None  # the export gate's verdict where the caller gave one, else drop <= max_drop
+    per_sample: list[float] | None = None  # the drop on each calibration sample, where the quantizer measured it
 
 
 @dataclass
@@ -44,12 +45,13 @@ def within_budget(attempt: Callable[[set], Attempt], rank: Callable[[Attempt], l
     while True:
         a = attempt(set(keep))
         history.append({"kept_float": len(keep), "quantized": len(a.quantized), "drop": round(float(a.drop), 6)})
-        ranked = [n for n in rank(a) if n not in keep and n in set(a.quantized)]
         ok = a.passed if a.passed is not None else a.drop <= max_drop
         history[-1]["passed"] = bool(ok)
         if best is None or a.drop < best[0]:
             best = (a.drop, dict(keep))
-        if ok or not ranked or len(history) >= rounds:
+        done = ok or len(history) >= rounds
+        ranked = [] if done else [n for n in rank(a) if n not in keep and n in set(a.quantized)]  # rank may be dear
+        if done or not ranked:
             if not ok and best[0] < a.drop:
                 keep = best[1]
                 a = attempt(set(keep))

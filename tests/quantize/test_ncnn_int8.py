@@ -50,7 +50,7 @@ def _check_layer(param, binf, qp, qb, report, held, rtol=0.0, cos_min=0.999):
     layer = model.layer(lr.name)
     net8 = ncnn_int8.int8_net(qp, qb)
     net32 = calibrate.fp32_net(param, binf)
-    bias = layer.blob("bias").floats()
+    bias = NcnnModel.read(qp, qb).layer(lr.name).blob("bias").floats()  # as written (bias correction)
     for x in held:
         got, fp32 = _run(net8, x), _run(net32, x)
         want = reference.forward_int8(layer, x, layer.blob("weight").floats(), bias, np.array(lr.weight_scales),
@@ -101,6 +101,32 @@ def test_depthwise_matches_int8_arithmetic(tmp_path):
     np.testing.assert_allclose(lr.weight_scales, 127 / np.abs(w).max(1), rtol=1e-6)
     # x86 dequantizes depthwise with _mm_rcp_ps (convolutiondepthwise_x86.cpp:996), ~2^-12 relative error
     _check_layer(param, binf, qp, qb, report, held, rtol=5e-4)
+
+
+def test_best_corrects_the_mean_error_int8_leaves_per_channel(tmp_path):
+    """Bias correction (reference.bias_shift): on a skewed input (all >= 0, as after a ReLU) rounding a
+    channel's few depthwise weights shifts its output mean; "best" calibration adds the measured shift to the
+    bias, and ncnn computes with the corrected bias what the numpy arithmetic says."""
+    param, binf = nets.to_ncnn(nets.depthwise_conv(), tmp_path / "fp32")
+    rng = np.random.default_rng(4)
+    samples = [{"x": rng.uniform(0, 1, [1, 8, 16, 16]).astype(np.float32)} for _ in range(8)]
+    qp, qb = tmp_path / "int8.param", tmp_path / "int8.bin"
+    report = ncnn_int8.quantize(param, binf, qp, qb, samples[:4], INPUTS, method="best")
+    (lr,) = report.quantized
+    assert lr.chosen.endswith("+bias") and lr.cosines[lr.chosen] == max(lr.cosines.values())
+    held = [s["x"][0] for s in samples[4:]]
+    _check_layer(param, binf, qp, qb, report, held, rtol=5e-4)
+    layer = NcnnModel.read(param, binf).layer(lr.name)
+    net8, net32 = ncnn_int8.int8_net(qp, qb), calibrate.fp32_net(param, binf)
+    fixed, plain = [], []
+    for x in held:
+        fp32 = _run(net32, x)
+        uncorrected = reference.forward_int8(layer, x, layer.blob("weight").floats(), layer.blob("bias").floats(),
+                                             np.array(lr.weight_scales), lr.bottom_scale)
+        fixed.append((_run(net8, x) - fp32).mean(axis=(1, 2)))
+        plain.append((uncorrected - fp32).mean(axis=(1, 2)))
+    fixed_err, plain_err = np.abs(np.mean(fixed, 0)).mean(), np.abs(np.mean(plain, 0)).mean()
+    assert fixed_err < 0.5 * plain_err, (fixed_err, plain_err)
 
 
 def test_innerproduct_matches_int8_arithmetic(tmp_path):
@@ -163,7 +189,8 @@ def test_other_methods_run_and_stay_close(tmp_path, method):
     assert report.method == method
     if method == "best":
         (lr,) = report.quantized
-        assert lr.chosen in ("kl", "aciq", "absmax") and lr.cosines[lr.chosen] == max(lr.cosines.values())
+        assert lr.chosen.removesuffix("+bias") in ("kl", "aciq", "absmax")
+        assert lr.cosines[lr.chosen] == max(lr.cosines.values())
     _check_layer(param, binf, qp, qb, report, held, cos_min=0.995)
 
 

@@ -44,7 +44,7 @@ def _reference(src, q, name, x, int8_input=False):
     """The numpy arithmetic of layer `name` of the int8 model `q` (its scales, its fp32 weights from `src`)."""
     lf, lq = src.layer(name), q.layer(name)
     top = lq.blob("top_scale")
-    bias = lf.blob("bias").floats() if lf.blob("bias") is not None else None
+    bias = lq.blob("bias").floats() if lq.blob("bias") is not None else None  # as written (bias correction)
     return reference.forward_int8(lf, x, lf.blob("weight").floats(), bias, lq.blob("weight_scales").floats(),
                                   float(lq.blob("bottom_scale").floats()[0]),
                                   None if top is None else float(top.floats()[0]), int8_input)
