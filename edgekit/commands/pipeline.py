@@ -30,6 +30,9 @@ def register(sub) -> None:
                    help="export every inference node at this precision (default: each node's `precision:`, fp32); "
                    "fp16/int8 are judged by each node's `metric:` (the app's task metric), int8 calibrated on what "
                    "each node is fed on the graph's source frames (or --calib)")
+    p.add_argument("--strict-precision", action="store_true",
+                   help="fail where a node's gate refuses its fp16/int8 artifact, instead of running that node at "
+                   "the next precision (fp16, then fp32); the node option `fallback: false` does it per node")
     p.add_argument("--calib", default=None, metavar="VIDEO|FOLDER",
                    help="int8: the sample media to calibrate on (default: the graph's source when it is a file "
                    "or folder): its first frames calibrate, the last quarter of them is held out for the gate")
@@ -89,7 +92,7 @@ def main(args) -> int:
     o = Overrides(source=args.source, sinks=list(args.sink), backend=args.backend, artifacts=artifacts,
                   max_in_flight=args.max_in_flight, flow=args.flow, realtime=args.realtime, loop=args.loop,
                   threads=args.threads, cache=args.cache, trace=args.trace, options=options,
-                  precision=args.precision, calib=args.calib)
+                  precision=args.precision, calib=args.calib, strict_precision=args.strict_precision)
     pipeline = build(args.graph, o, log=log)
     outputs = pipeline.output_files() + extra
     check_outputs(outputs, args.force)

@@ -63,6 +63,7 @@ class Overrides:
     options: dict = field(default_factory=dict)  # "node.key" -> value (--set node.key=value)
     precision: str | None = None  # every inference node's precision (--precision; default: each node's, fp32)
     calib: str | None = None  # int8 calibration media (--calib; default: the graph's source, if a file or folder)
+    strict_precision: bool = False  # a node whose gate refuses its precision is an error (--strict-precision)
 
 
 def load_config(path: str | Path) -> dict:
@@ -205,6 +206,10 @@ def build(cfg: dict | str | Path, overrides: Overrides | None = None, log=print,
             raise EdgekitError(f"--set {key}: write NODE.OPTION=VALUE with a node of the graph "
                                f"({', '.join(str(n) for n in by_name)})")
         by_name[node_name][opt] = value
+    if o.strict_precision:  # no node falls back to a higher precision (the node option `fallback: false`)
+        for s in specs:
+            if s.get("type") == "inference":
+                s["fallback"] = False
     graph_nodes = [dict(s) for s in specs]  # the specs as given, --set applied (the loop below consumes them)
     source_names = [s["name"] for s in specs if _is_source(s["type"])]
     sink_names = [s["name"] for s in specs if s["type"] in ("sink",) + SINK_TYPES]

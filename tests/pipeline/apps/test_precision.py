@@ -139,6 +139,7 @@ def test_face_int8_on_ncnn_runs_each_model_at_the_precision_its_gate_accepts(int
     assert len([m for m in logged if "refused in an earlier run" in m]) == len(refused)
 
 
+
 def test_the_api_runs_int8_from_the_same_cache(int8_run, samples, pipeline_cache):
     """FaceMesh(precision="int8") calibrates on the same media with the same gate, so it opens the artifacts the
     pipeline exported (no new export) and finds the face the fp32 API finds."""
@@ -198,3 +199,29 @@ def test_bad_precision_and_unusable_calibration_are_clear(samples, pipeline_cach
                                            r"file or folder\); give --calib VIDEO\|FOLDER"):
         run(samples["ocr"], calib=str(tmp_path / "nothing.avi"))
     assert not list((tmp_path / "c").glob("*_int8-*"))  # nothing exported
+
+
+def test_strict_precision_makes_a_refusal_an_error(samples, tmp_path):
+    """A budget no int8 model meets (cosine within 1e-7): by default the node runs at the next precision the
+    backend has and the summary says so; with --strict-precision (Overrides.strict_precision) the same
+    refusal, now from the cache, is an error naming the node, and nothing is written."""
+    from edgekit.pipeline import Overrides, build
+
+    graph = APPS / "ocr" / "graph.yaml"
+    opts = {"classifier.precision": "int8", "classifier.metric": "cosine", "classifier.max_drop": 1e-7}
+
+    def overrides(tag, **extra):
+        return Overrides(source=str(samples["ocr"]), sinks=[str(tmp_path / f"{tag}.avi")], backend="onnx",
+                         cache=str(tmp_path / "c"), options={"log.path": str(tmp_path / f"{tag}.jsonl"), **opts},
+                         **extra)
+
+    p = build(graph, overrides("lenient"), log=lambda m: None)
+    p.max_frames = 2
+    summary = p.run()
+    (cls,) = [n["model"] for n in summary.nodes if n["node"] == "classifier"]
+    assert cls["requested"] == "int8" and cls["precision"] == "fp32" and re.search(REFUSED, cls["refused"]["int8"])
+    with pytest.raises(EdgekitError, match=r"(?s)node 'classifier'.*at int8.*refused in an earlier run"):
+        p = build(graph, overrides("strict", strict_precision=True), log=lambda m: None)
+        p.max_frames = 2
+        p.run()
+    assert not (tmp_path / "strict.jsonl").exists() and not (tmp_path / "strict.avi").exists()
