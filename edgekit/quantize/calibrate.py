@@ -221,8 +221,7 @@ def choose_bottom_scale(layer, pairs: list[tuple[np.ndarray, np.ndarray]], wscal
     weight = layer.blob("weight").floats()
     bias_blob = layer.blob("bias")
     bias = bias_blob.floats() if bias_blob is not None else None
-    sims = {k: float(np.mean([_cos(y, reference.forward_int8(layer, x, weight, bias, wscales, s)) for x, y in pairs]))
-            for k, s in candidates.items()}
+    sims = {k: _layer_cosine(layer, pairs, weight, bias, wscales, s) for k, s in candidates.items()}
     best = max(sims, key=lambda k: sims[k])
     return best, candidates[best], sims
 
@@ -235,5 +234,10 @@ def bias_correction(layer, pairs: list[tuple[np.ndarray, np.ndarray]], wscales: 
     bias_blob = layer.blob("bias")
     shift = reference.bias_shift(layer, [x for x, _ in pairs], weight, wscales, bscale)
     bias = shift + (bias_blob.floats() if bias_blob is not None else 0)
-    cos = float(np.mean([_cos(y, reference.forward_int8(layer, x, weight, bias, wscales, bscale)) for x, y in pairs]))
-    return shift, cos
+    return shift, _layer_cosine(layer, pairs, weight, bias, wscales, bscale)
+
+
+def _layer_cosine(layer, pairs: list[tuple[np.ndarray, np.ndarray]], weight: np.ndarray, bias: np.ndarray | None,
+                  wscales: np.ndarray, bscale: float) -> float:
+    """The mean cosine of the layer's int8 output (numpy arithmetic) to its fp32 output over `pairs`."""
+    return float(np.mean([_cos(y, reference.forward_int8(layer, x, weight, bias, wscales, bscale)) for x, y in pairs]))

@@ -174,11 +174,12 @@ def quantize(param: str | Path, binf: str | Path, out_param: str | Path, out_bin
 
 
 def _calibrate(net, feeds: list[dict], targets: list, method: str, eq_samples: int, cache: dict) -> None:
-    """Each target layer's (weight scales, bottom scale, chosen candidate, candidate cosines) into `cache`."""
+    """Each target layer's (weight scales, bottom scale, bias shift or None, chosen candidate, candidate cosines)
+    into `cache`."""
     blobs = sorted({l.bottoms[0] for l in targets})
     stats = calibrate.blob_stats(net, feeds, blobs, histogram=method != "aciq")
     wmethod = "aciq" if method == "aciq" else "kl"
-    scales = {}
+    scales, shifts = {}, {}  # layer -> (weight scales, bottom scale); layer -> bias shift ("best")
     for l in targets:
         st = stats[l.bottoms[0]]
         bs = calibrate.aciq_scale(st) if method == "aciq" else calibrate.kl_scale(st)
@@ -199,9 +200,8 @@ def _calibrate(net, feeds: list[dict], targets: list, method: str, eq_samples: i
             if cos > sims[pick]:  # kept only where it brings the layer's own output closer to fp32
                 pick = f"{pick}+bias"
                 sims[pick] = cos
-            else:
-                shift = None
-            scales[l.name] = (scales[l.name][0], bs, shift)
+                shifts[l.name] = shift
+            scales[l.name] = (scales[l.name][0], bs)
             chosen[l.name] = (pick, sims)
     if method == "eq":
         for l in targets:
@@ -212,8 +212,7 @@ def _calibrate(net, feeds: list[dict], targets: list, method: str, eq_samples: i
             scales[l.name] = calibrate.eq_search(l, pairs, *scales[l.name])
     for l in targets:
         pick, sims = chosen.get(l.name, ("", {}))
-        ws, bs, *shift = scales[l.name]
-        cache[l.name] = (ws, bs, shift[0] if shift else None, pick, sims)
+        cache[l.name] = (*scales[l.name], shifts.get(l.name), pick, sims)
 
 
 def fp32_rewrites(model: NcnnModel, param, binf, feed: dict, skip: set, gemm: bool = True, ip_to_conv: bool = True,
