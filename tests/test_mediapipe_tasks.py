@@ -22,10 +22,10 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not available(), reason="needs the `mediapipe` extra (tools/install.sh test)")]
 
 
-def tasks_run(model: Path, task: str, images: list[Path], tmp: Path) -> list[dict]:
+def tasks_run(model: Path, task: str, images: list[Path], tmp: Path, **options) -> list[dict]:
     """The artifact through MediaPipe's own Tasks API, independently of the export's check."""
     spec = tmp / f"run-{task}.json"
-    spec.write_text(json.dumps({"model": str(model), "task": task, "images": [str(p) for p in images]}))
+    spec.write_text(json.dumps({"model": str(model), "task": task, "images": [str(p) for p in images], **options}))
     proc = subprocess.run([sys.executable, str(CHILD), "run", str(spec)], capture_output=True, text=True, timeout=300)
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("EDGEKIT-RESULT ")]
     assert proc.returncode == 0 and line, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -41,6 +41,11 @@ def face_export(tmp_path_factory):
     result = export_tasks(onnx_path, "face_detector", out=tmp / "out", input_shapes=[fx.input_shape],
                           data=[str(p) for p in images], preprocessing=fx.preprocessing)
     return result, images, onnx_path, tmp
+
+
+@pytest.fixture(scope="session")
+def full_range_onnx(tmp_path_factory):
+    return mediapipe_onnx("blazeface-full", tmp_path_factory.mktemp("mp_full"))
 
 
 @pytest.fixture(scope="session")
@@ -134,6 +139,8 @@ def test_per_channel_normalisation_moves_into_the_graph(cls_export, tmp_path):
     (["--task", "face_detector"], "a face_detector needs BlazeFace's two raw SSD outputs"),
     (["--task", "object_detector", "--labels", "{labels3}"], "an object_detector needs the four post-NMS outputs"),
     (["--task", "image_classifier", "--precision", "fp16"], "leave out --precision"),
+    (["--task", "object_detector", "--labels", "{labels3}", "--anchors", "short_range"], "is for a raw SSD head"),
+    (["--task", "face_detector", "--anchors", "short_range"], "goes with --task object_detector"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, argv, message):
     labels = tmp_path / "labels.txt"
@@ -149,17 +156,107 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, argv, message):
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_full_range_blazeface_is_refused_as_face_detector(tmp_path, capsys):
-    """MediaPipe's FaceDetector decodes with short-range anchors fixed in its graph (128x128, 896): the full-range
-    model (192x192, 2304 anchors) would load and give wrong boxes, so it is refused before converting."""
+def full_range_args(onnx_path: Path, out: Path, *more) -> list[str]:
     fx = MEDIAPIPE_MODELS["blazeface-full"]
-    onnx_path = mediapipe_onnx("blazeface-full", tmp_path)
+    return ["export", str(onnx_path), "--target", "mediapipe", "--input-shape", fx.input_shape, "--rgb", "--mean",
+            "0.5", "--std", "0.5", "--layout", "NHWC", "--out", str(out), *more]
+
+
+def test_full_range_blazeface_is_refused_as_face_detector(full_range_onnx, tmp_path, capsys):
+    """MediaPipe's FaceDetector decodes with short-range anchors fixed in its graph (128x128, 896): the full-range
+    model (192x192, 2304 anchors) would load and give wrong boxes, so it is refused before converting, with the
+    way that works (the ObjectDetector with its own anchors); and that way refuses what cannot fit."""
+    labels = tmp_path / "labels.txt"
+    labels.write_text("face\n")
     out = tmp_path / "out"
-    code = main(["export", str(onnx_path), "--target", "mediapipe", "--task", "face_detector", "--input-shape",
-                 fx.input_shape, "--rgb", "--mean", "0.5", "--std", "0.5", "--layout", "NHWC", "--out", str(out)])
+    code = main(full_range_args(full_range_onnx, out, "--task", "face_detector"))
     err = capsys.readouterr().err
     assert code == 2 and "128x128 input with 896 anchors" in err and "2304" in err, err
+    assert "--task object_detector" in err and "--anchors full_range" in err
+    for more, message in ((["--labels", str(labels)], "are a raw SSD head"),
+                          (["--labels", str(labels), "--anchors", "short_range"], "for a 128x128 input"),
+                          (["--labels", str(labels), "--anchors", str(labels)], "nor a JSON file"),
+                          (["--anchors", "full_range"], "needs its class labels")):
+        assert main(full_range_args(full_range_onnx, out, "--task", "object_detector", *more)) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (more, err)
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_full_range_blazeface_runs_in_mediapipe_object_detector(full_range_onnx, tmp_path, capsys):
+    """Far faces in MediaPipe Tasks: the full-range model as an ObjectDetector, its anchors and box coding written
+    as the detector metadata (its XYWH boxes reordered to the YXHW MediaPipe reads). MediaPipe finds the face where
+    edgekit's face pipeline (its own full-range decoding, on the ONNX model) does, with the 6 keypoints."""
+    import edgekit
+    from edgekit.manifest import Manifest
+    from edgekit.pipeline.nodes.face import FaceDecoder
+    from edgekit.preprocess import prepare
+
+    fx = MEDIAPIPE_MODELS["blazeface-full"]
+    images = write_face_images(tmp_path / "faces", "face", 2)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("face\n")
+    code = main(full_range_args(full_range_onnx, tmp_path / "out", "--task", "object_detector", "--anchors",
+                                "full_range", "--labels", str(labels), "--data", str(images[0]), "--data",
+                                str(images[1])))
+    assert code == 0, capsys.readouterr().err
+    (art,) = (tmp_path / "out").iterdir()
+    m = Manifest.load(art)
+    assert m.verification.passed and m.tasks["api"] == "ObjectDetector" and m.tasks["verification"]["passed"]
+    assert m.tasks["metadata"]["decoding"]["anchors"] == 2304 and m.tasks["metadata"]["decoding"]["min_score"] == 0.6
+    got = tasks_run(art / "model.tflite", "object_detector", images, tmp_path, min_score=0.6)
+    onnx_model = edgekit.load(full_range_onnx, input_shapes=[fx.input_shape])
+    spec = onnx_model.inputs[0]
+    for path, theirs in zip(images, got):
+        x, t = prepare(cv2.imread(str(path)), spec, fx.preprocessing)
+        ours = FaceDecoder("full_range")(onnx_model({spec.name: x}), t)
+        (det,) = theirs["detections"]
+        assert det["label"] == "face" and len(det["keypoints"]) == 6 and len(ours) == 1
+        (iou,) = match_ious([det["box"]], [ours[0]["box"]])
+        assert iou >= 0.85, iou  # hard NMS vs the face app's weighted NMS, MediaPipe's resampling vs OpenCV's
+
+
+def test_object_detector_takes_any_ssd_coding(tmp_path):
+    """A TF Object Detection-style head (YXHW boxes, sized anchors, scales 10/10/5/5, exp on the size, two classes)
+    from a JSON coding file: MediaPipe's ObjectDetector returns exactly the boxes the raw outputs encode, on a
+    non-square frame (stretched, as MediaPipe resizes)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    anchors = np.array([[0.3, 0.3, 0.2, 0.2], [0.7, 0.6, 0.3, 0.4], [0.5, 0.5, 0.5, 0.5]])
+    want = np.array([[0.35, 0.3, 0.3, 0.4], [0.6, 0.65, 0.25, 0.5], [0.5, 0.5, 0.1, 0.1]])  # x, y, w, h
+    (ax, ay, aw, ah), (x, y, w, h) = anchors.T, want.T
+    raw = np.stack([(y - ay) / ah * 10, (x - ax) / aw * 10, np.log(h / ah) * 5, np.log(w / aw) * 5], axis=1)
+    logits = np.array([[-4.0, 3.0], [2.0, -4.0], [-3.0, -3.0]])  # a dog, a cat, nothing above 0.5
+    zero = helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])
+    nodes = [helper.make_node("ReduceMean", ["image"], ["mean"], keepdims=0),
+             helper.make_node("Mul", ["mean", "zero"], ["z"]),
+             helper.make_node("Add", ["raw", "z"], ["boxes"]), helper.make_node("Add", ["logits", "z"], ["scores"])]
+    inits = [zero, onnx.numpy_helper.from_array(raw[None].astype(np.float32), "raw"),
+             onnx.numpy_helper.from_array(logits[None].astype(np.float32), "logits")]
+    g = helper.make_graph(nodes, "ssd", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 64, 64])],
+                          [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, 3, 4]),
+                           helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 3, 2])], inits)
+    model = tmp_path / "ssd.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(model))
+    coding = tmp_path / "coding.json"
+    np.save(tmp_path / "anchors.npy", anchors)
+    coding.write_text(json.dumps({"anchors": "anchors.npy", "box_format": "yxhw", "scale": [10, 10, 5, 5],
+                                  "exp_box_size": True}))
+    frame = tmp_path / "frame.png"
+    cv2.imwrite(str(frame), np.full((96, 128, 3), 90, np.uint8))
+    r = export_tasks(model, "object_detector", out=tmp_path / "out", labels=["cat", "dog"], anchors=str(coding),
+                     data=[str(frame)], preprocessing=Preprocessing(color="rgb", mean=[0.5] * 3, std=[0.5] * 3,
+                                                                    resize="stretch"))
+    assert r.ok, r.error
+    assert r.manifest.tasks["metadata"]["decoding"]["box_format"] == "yxhw"
+    (got,) = tasks_run(r.path / "model.tflite", "object_detector", [frame], tmp_path, min_score=0.5)
+    dets = sorted(got["detections"], key=lambda d: d["label"])
+    assert [d["label"] for d in dets] == ["cat", "dog"]
+    for d, (x, y, w, h), logit in zip(dets, want[[1, 0]], (2.0, 3.0)):
+        box = [(x - w / 2) * 128, (y - h / 2) * 96, (x + w / 2) * 128, (y + h / 2) * 96]
+        assert np.abs(np.array(d["box"]) - box).max() <= 1, (d, box)  # MediaPipe's boxes are whole pixels
+        assert d["score"] == pytest.approx(1 / (1 + np.exp(-logit)), abs=1e-5)
 
 
 def test_task_and_target_go_together(capsys):

@@ -20,6 +20,9 @@ def register(sub) -> None:
     p.add_argument("--task", default=None, metavar="TASK",
                    help="with --target mediapipe: image_classifier, object_detector or face_detector (the metadata "
                         "written and the Tasks API it is checked with; needs the `mediapipe` extra)")
+    p.add_argument("--anchors", default=None, metavar="short_range|full_range|FILE.json",
+                   help="with --task object_detector: a raw SSD head's anchors and box coding (BlazeFace's, or a "
+                        "JSON file: see edgekit/mediapipe/ssd.py), written as MediaPipe's detector metadata")
     p.add_argument("--out", "-o", default=None, help="folder for the artifacts (default: the current folder); "
                    "each format goes to OUT/<model>_<format>/")
     p.add_argument("--input-shape", action="append", default=[], metavar="NAME:1x3x48x192", dest="input_shapes",
@@ -76,6 +79,8 @@ def main(args) -> int:
     if (args.target == "mediapipe") != (args.task is not None):
         raise EdgekitError("--task goes with --target mediapipe (a MediaPipe Tasks model), and that target needs "
                            "--task image_classifier|object_detector|face_detector")
+    if args.anchors is not None and args.target != "mediapipe":
+        raise EdgekitError("--anchors goes with --target mediapipe --task object_detector (a raw SSD head)")
     if args.target == "mediapipe":
         from ..mediapipe import export_tasks
 

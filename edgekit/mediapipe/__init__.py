@@ -18,7 +18,9 @@ What is written, from the manifest's preprocessing and the model's outputs:
   (Sub, Div) with metadata mean 0, std 1;
 - image_classifier: one [1, N] score output, N labels (given, or "0".."N-1") as TENSOR_AXIS_LABELS;
 - object_detector: the four post-NMS outputs of a detection-postprocess head (boxes [1, N, 4], classes [1, N],
-  scores [1, N], count [1]) with labels; raw SSD heads need anchor options and are refused for now;
+  scores [1, N], count [1]) with labels, or a raw SSD head (boxes [1, A, 4 + 2K], scores [1, A, C]) with
+  `--anchors`: its anchors and box coding become MediaPipe's DETECTOR_METADATA (`ssd.py`), which is also how
+  full-range BlazeFace, which MediaPipe's FaceDetector cannot take, runs in MediaPipe Tasks;
 - face_detector: BlazeFace's raw SSD tensors, boxes [1, A, 16] then scores [1, A, 1] (outputs reordered when the
   model has them the other way round). MediaPipe's FaceDetector decodes them with options fixed in its graph
   (short-range BlazeFace's anchors for a 128x128 input), so the input must be 128x128 and A = 896.
@@ -26,7 +28,8 @@ What is written, from the manifest's preprocessing and the model's outputs:
 The second verification runs the artifact through the Tasks API itself (ImageClassifier / ObjectDetector /
 FaceDetector, IMAGE mode, in the child) and compares it with edgekit's runner on the same images: scores for a
 classifier, per-face box IoU and score for the face detector (edgekit's decoding: the face pipeline's anchors
-and weighted NMS). Both verifications are recorded in the manifest (`verification`, `tasks`)."""
+and weighted NMS), per-detection box IoU and label for a raw-head object detector (`ssd.decode` and
+`ssd.nms`). Both verifications are recorded in the manifest (`verification`, `tasks`)."""
 from __future__ import annotations
 
 import dataclasses
@@ -68,7 +71,7 @@ def require() -> None:
 def export_tasks(model: str | Path, task: str, *, out: str | Path | None = None, labels: list[str] | None = None,
                  input_shapes: dict | list | None = None, data: list | None = None, samples: int = 2,
                  preprocessing: Preprocessing | None = None, tolerances: dict | None = None, force: bool = False,
-                 progress: Callable[[str, str], None] | None = None):
+                 anchors: str | None = None, progress: Callable[[str, str], None] | None = None):
     """Export an ONNX image model as a MediaPipe Tasks-ready .tflite (metadata attached) into
     OUT/<model>_mediapipe/, verified with LiteRT against ONNX Runtime and through MediaPipe Tasks itself.
 
@@ -81,6 +84,7 @@ def export_tasks(model: str | Path, task: str, *, out: str | Path | None = None,
             images the Tasks check runs on.
         preprocessing: required: its normalisation and colour order become the input metadata.
         force: replace an existing artifact.
+        anchors: an object_detector's raw SSD head: "short_range", "full_range" or a JSON file (`ssd.py`).
 
     Returns:
         one ExportResult (format "mediapipe"); `.ok`, `.path`, `.manifest` (with `tasks`), `.error`.
@@ -99,6 +103,8 @@ def export_tasks(model: str | Path, task: str, *, out: str | Path | None = None,
         raise EdgekitError(f"unknown task '{task}' for {spell('target', 'mediapipe')}; use one of: "
                            f"{', '.join(TASKS)}")
     require()
+    if anchors is not None and task != "object_detector":
+        raise EdgekitError(f"{spell('anchors', anchors)} goes with --task object_detector (a raw SSD head)")
     if preprocessing is None:
         raise EdgekitError(f"a MediaPipe Tasks model carries its input normalisation: give the preprocessing "
                            f"({spell('mean', 'M')}, {spell('std', 'S')}, {spell('scale', 'K')}, rgb/bgr)")
@@ -114,7 +120,7 @@ def export_tasks(model: str | Path, task: str, *, out: str | Path | None = None,
     fixed = fix_input_shapes(original, shapes)
     spec = _image_input(fixed, preprocessing)
     out_shapes = _output_shapes(fixed, spec)
-    plan = _plan(task, spec, preprocessing, out_shapes, labels)  # every refusal happens here, before converting
+    plan = _plan(task, spec, preprocessing, out_shapes, labels, anchors)  # every refusal happens here, first
 
     with tempfile.TemporaryDirectory(prefix="edgekit-mediapipe-") as scratch:
         scratch = Path(scratch)
@@ -134,7 +140,8 @@ def export_tasks(model: str | Path, task: str, *, out: str | Path | None = None,
         progress("mediapipe", "writing MediaPipe metadata")
         meta = _child("write", {"model": str(art / "model.tflite"), "out": str(staged / "model.tflite"),
                                 "task": task, "name": model_path.stem, "norm_mean": plan["norm_mean"],
-                                "norm_std": plan["norm_std"], "labels": plan.get("labels") or []}, scratch)
+                                "norm_std": plan["norm_std"], "labels": plan.get("labels") or [],
+                                **_detector_metadata(plan)}, scratch)
         manifest = Manifest.from_dict(dataclasses.asdict(res.manifest))  # the verified one stays as it was
         manifest.checksums = file_checksums(staged, manifest.files)
         manifest.export_options.update(target="mediapipe", task=task)
@@ -153,7 +160,8 @@ def export_tasks(model: str | Path, task: str, *, out: str | Path | None = None,
                                        "min_parser_version": meta["min_parser_version"],
                                        "channel_reversed_in_graph": plan["reverse_channels"],
                                        "normalization_in_graph": plan["normalization_in_graph"],
-                                       "mediapipe_resize": plan["mediapipe_resize"]},
+                                       "mediapipe_resize": plan["mediapipe_resize"],
+                                       **({"decoding": plan["coding"].describe()} if "coding" in plan else {})},
                           "verification": check}
         result.manifest = manifest
         if not check["passed"]:
@@ -166,6 +174,21 @@ def export_tasks(model: str | Path, task: str, *, out: str | Path | None = None,
                 shutil.move(str(f), tmp / f.name)
         result.ok, result.path = True, dest
         return result
+
+
+def _detector_metadata(plan: dict) -> dict:
+    """A raw SSD head's anchors and decoding options for the writer (MediaPipe reads the boxes as YXHW)."""
+    coding = plan.get("coding")
+    if coding is None:
+        return {}
+    sx, sy, sw, sh = coding.scale
+    return {"anchors": coding.anchors.tolist(),
+            "decoding": {"num_classes": len(plan["labels"]), "num_boxes": len(coding.anchors),
+                         "num_coords": 4 + 2 * plan["keypoints"], "keypoint_coord_offset": 4,
+                         "num_keypoints": plan["keypoints"], "num_values_per_keypoint": 2, "x_scale": sx,
+                         "y_scale": sy, "w_scale": sw, "h_scale": sh,
+                         "apply_exponential_on_box_size": coding.exp_box_size,
+                         "sigmoid_score": coding.sigmoid_score}}
 
 
 def _image_input(model: onnx.ModelProto, pre: Preprocessing):
@@ -205,7 +228,7 @@ def face_anchor_count(size: int) -> int:
     return len(ssd_anchors(**{**SHORT_RANGE, "input_size": size}))
 
 
-def _plan(task, spec, pre: Preprocessing, outs: dict[str, tuple], labels) -> dict:
+def _plan(task, spec, pre: Preprocessing, outs: dict[str, tuple], labels, anchors: str | None = None) -> dict:
     """What the metadata says and how the model must look for it; refuses what MediaPipe cannot use."""
     scale = float(pre.scale)
     mean = [float(v) / scale for v in (pre.mean if len(pre.mean) == 3 else pre.mean * 3)]
@@ -218,7 +241,8 @@ def _plan(task, spec, pre: Preprocessing, outs: dict[str, tuple], labels) -> dic
         # available"): the graph normalises per channel itself and MediaPipe hands it 0..255 pixels
         folded, mean, std = (mean, std), [0.0] * 3, [1.0] * 3
     rgb = dataclasses.replace(pre, color="rgb", mean=[v * scale for v in mean], std=[v * scale for v in std],
-                              layout="NCHW")  # _prepare_model puts an NCHW RGB input in front
+                              layout="NCHW",  # _prepare_model puts an NCHW RGB input in front
+                              resize="stretch" if task == "object_detector" else pre.resize)  # as MediaPipe does
     plan = {"norm_mean": [round(v, 6) for v in mean], "norm_std": [round(v, 6) for v in std],
             "reverse_channels": reverse, "preprocessing": rgb, "order": list(outs),
             "normalization_in_graph": folded if fold else None}
@@ -235,14 +259,22 @@ def _plan(task, spec, pre: Preprocessing, outs: dict[str, tuple], labels) -> dic
         plan.update(api="ImageClassifier", labels=labels, roles={names[0]: "scores"}, mediapipe_resize="stretch")
     elif task == "object_detector":
         ranks = [len(s) for s in outs.values()]
-        if len(outs) != 4 or ranks != [3, 2, 2, 1] or list(outs.values())[0][-1] != 4:
+        raw = _raw_head(outs)
+        if anchors is not None and raw is None:
+            raise EdgekitError(f"{spell('anchors', anchors)} is for a raw SSD head (boxes [1, A, 4 + 2K] and scores "
+                               f"[1, A, C]); this model has {shown}")
+        if raw is None and (len(outs) != 4 or ranks != [3, 2, 2, 1] or list(outs.values())[0][-1] != 4):
             raise EdgekitError(f"an object_detector needs the four post-NMS outputs MediaPipe's ObjectDetector takes "
-                               f"(boxes [1, N, 4], classes [1, N], scores [1, N], count [1], in that order); this "
-                               f"model has {shown} (raw SSD heads need anchor options: not supported yet)")
-        plan.update(api="ObjectDetector", labels=list(labels) if labels else None,
-                    roles=dict(zip(names, ("boxes", "classes", "scores", "count"))), mediapipe_resize="stretch")
+                               f"(boxes [1, N, 4], classes [1, N], scores [1, N], count [1], in that order), or a "
+                               f"raw SSD head (boxes [1, A, 4 + 2K], scores [1, A, C]) with "
+                               f"{spell('anchors', 'short_range|full_range|FILE.json')}; this model has {shown}")
+        plan.update(api="ObjectDetector", labels=list(labels) if labels else None, mediapipe_resize="stretch")
         if not plan["labels"]:
             raise EdgekitError(f"an object_detector needs its class labels: give {spell('labels', 'FILE')}")
+        if raw is None:
+            plan.update(roles=dict(zip(names, ("boxes", "classes", "scores", "count"))))
+        else:
+            plan.update(_raw_plan(raw, outs, spec, pre, anchors, plan["labels"]))
     else:
         h, w = (spec.shape[2], spec.shape[3]) if pre.layout == "NCHW" else (spec.shape[1], spec.shape[2])
         boxes = [k for k, s in outs.items() if len(s) == 3 and s[0] == 1 and s[2] == 16]
@@ -254,12 +286,51 @@ def _plan(task, spec, pre: Preprocessing, outs: dict[str, tuple], labels) -> dic
         if (h, w) != (FACE_INPUT, FACE_INPUT) or outs[boxes[0]][1] != want:
             raise EdgekitError(f"MediaPipe's FaceDetector decodes a {FACE_INPUT}x{FACE_INPUT} input with {want} "
                                f"anchors (short-range BlazeFace's SSD options, fixed in its graph); this model takes "
-                               f"{h}x{w} and has {outs[boxes[0]][1]}")
+                               f"{h}x{w} and has {outs[boxes[0]][1]}. MediaPipe's ObjectDetector takes other "
+                               f"anchors: --task object_detector --labels FILE "
+                               f"{spell('anchors', 'full_range|FILE.json')}")
         if labels:
             raise EdgekitError(f"a face_detector has no labels; leave out {spell('labels', 'FILE')}")
         plan.update(api="FaceDetector", order=[boxes[0], scores[0]], roles={boxes[0]: "boxes", scores[0]: "scores"},
                     mediapipe_resize="letterbox", anchors=want, size=h, min_score=0.5, nms_threshold=0.3)
     return plan
+
+
+def _raw_head(outs: dict[str, tuple]) -> tuple[str, str] | None:
+    """(boxes, scores) output names when the outputs are a raw SSD head: [1, A, 4 + 2K] and [1, A, C]."""
+    if len(outs) != 2 or any(len(s) != 3 or s[0] != 1 for s in outs.values()):
+        return None
+    (a, sa), (b, sb) = outs.items()
+    if sa[1] != sb[1]:
+        return None
+    for boxes, scores in ((a, b), (b, a)):
+        c = outs[boxes][2]
+        if c >= 4 and c % 2 == 0 and (outs[scores][2] < 4 or outs[scores][2] % 2):
+            return boxes, scores
+    return None
+
+
+def _raw_plan(raw, outs, spec, pre: Preprocessing, anchors: str | None, labels: list) -> dict:
+    """The DETECTOR_METADATA for a raw SSD head, from `--anchors`; refuses a coding that does not fit it."""
+    from . import ssd
+
+    boxes, scores = raw
+    a, coords, classes = outs[boxes][1], outs[boxes][2], outs[scores][2]
+    if anchors is None:
+        raise EdgekitError(f"'{boxes}' {list(outs[boxes])} and '{scores}' {list(outs[scores])} are a raw SSD head: "
+                           f"MediaPipe decodes it with the anchors and box coding in the model's metadata; give "
+                           f"{spell('anchors', 'short_range|full_range|FILE.json')} (see edgekit/mediapipe/ssd.py)")
+    hw = (spec.shape[2], spec.shape[3]) if pre.layout == "NCHW" else (spec.shape[1], spec.shape[2])
+    coding = ssd.load_coding(anchors, hw)
+    if len(coding.anchors) != a:
+        raise EdgekitError(f"{spell('anchors', anchors)} gives {len(coding.anchors)} anchors; the model's "
+                           f"'{boxes}' has {a}")
+    if len(labels) != classes:
+        raise EdgekitError(f"{len(labels)} labels for '{scores}' of {classes} classes: give one label per class, "
+                           "in the output's order")
+    return {"order": [boxes, scores], "roles": {boxes: "location", scores: "score"}, "coding": coding,
+            "yxhw_order": ssd.yxhw_order(coords, coding.box_format), "keypoints": (coords - 4) // 2,
+            "min_score": coding.min_score, "nms_threshold": 0.3}
 
 
 def _prepare_model(model: onnx.ModelProto, plan: dict, pre: Preprocessing, path: Path) -> Path:
@@ -273,6 +344,16 @@ def _prepare_model(model: onnx.ModelProto, plan: dict, pre: Preprocessing, path:
     order = [by_name[n] for n in plan["order"]]
     del m.graph.output[:]
     m.graph.output.extend(order)
+    if plan.get("yxhw_order"):  # MediaPipe reads raw boxes as YXHW: reorder an XYWH model's coordinates
+        boxes = plan["order"][0]
+        idx = onnx.helper.make_tensor(f"{boxes}__yxhw_index", onnx.TensorProto.INT64, [len(plan["yxhw_order"])],
+                                      plan["yxhw_order"])
+        m.graph.initializer.append(idx)
+        for node in m.graph.node:
+            node.output[:] = [f"{boxes}__xywh" if o == boxes else o for o in node.output]
+            node.input[:] = [f"{boxes}__xywh" if i == boxes else i for i in node.input]
+        m.graph.node.append(onnx.helper.make_node("Gather", [f"{boxes}__xywh", idx.name], [boxes], axis=2,
+                                                  name="edgekit_xywh_to_yxhw"))
     x = m.graph.input[0]
     front, name = [], x.name
     if plan["normalization_in_graph"]:  # per-channel (x - mean) / std on 0..255 RGB pixels, before any swap
@@ -403,6 +484,18 @@ def _compare(task, mp_results, folder, manifest, spec, images, plan) -> dict:
                 if len(theirs) != len(ours) or any(v < MIN_IOU for v in ious):
                     why.append(f"{Path(path).name}: MediaPipe {len(theirs)} face(s), edgekit {len(ours)}, box IoU "
                                f"{', '.join(f'{v:.3f}' for v in ious) or '-'}")
+            elif "coding" in plan:
+                ours = raw_detections(outs[plan["order"][0]], outs[plan["order"][1]], t, plan)
+                theirs = got["detections"]
+                ious = match_ious([d["box"] for d in theirs], [d["box"] for d in ours])
+                same = sorted(d["label"] for d in theirs) == sorted(d["label"] for d in ours)
+                rows.append({"image": Path(path).name, "detections_mediapipe": len(theirs),
+                             "detections_edgekit": len(ours), "ious": [round(v, 4) for v in ious],
+                             "labels_agree": same})
+                if len(theirs) != len(ours) or any(v < MIN_IOU for v in ious) or not same:
+                    why.append(f"{Path(path).name}: MediaPipe {len(theirs)} detection(s), edgekit {len(ours)}, box "
+                               f"IoU {', '.join(f'{v:.3f}' for v in ious) or '-'}"
+                               + ("" if same else ", labels differ"))
             else:
                 n = int(np.asarray(outs[plan["order"][3]]).reshape(-1)[0])
                 theirs = got["detections"]
@@ -413,7 +506,8 @@ def _compare(task, mp_results, folder, manifest, spec, images, plan) -> dict:
         runner.close()
     metric = {"image_classifier": f"max |score difference| <= {MAX_SCORE_DIFF} and top-1 equal",
               "face_detector": f"same faces, box IoU >= {MIN_IOU} each (edgekit: the face pipeline's decoding)",
-              "object_detector": "same number of detections"}[task]
+              "object_detector": (f"same detections and labels, box IoU >= {MIN_IOU} each (edgekit: ssd.decode, "
+                                  "ssd.nms)") if "coding" in plan else "same number of detections"}[task]
     return {"passed": not why, "images": len(rows), "criterion": metric, "per_image": rows, "why": "; ".join(why)}
 
 
@@ -428,6 +522,21 @@ def face_boxes(raw_boxes, raw_scores, transform, size, min_score, nms_threshold)
         p = transform.norm_to_frame(pts)
         faces.append({"box": [float(p[0, 0]), float(p[0, 1]), float(p[1, 0]), float(p[1, 1])], "score": score})
     return faces
+
+
+def raw_detections(raw_boxes, raw_scores, transform, plan) -> list[dict]:
+    """A raw SSD head's outputs (YXHW, as exported) -> detections in frame pixels, decoded as MediaPipe's
+    ObjectDetector does (`ssd.decode`, then hard NMS)."""
+    from . import ssd
+
+    boxes, points, scores, classes = ssd.decode(raw_boxes, raw_scores, plan["coding"], plan["min_score"])
+    out = []
+    for i in ssd.nms(boxes, scores, plan["nms_threshold"]):
+        p = transform.norm_to_frame(boxes[i].reshape(2, 2))
+        out.append({"box": [float(p[0, 0]), float(p[0, 1]), float(p[1, 0]), float(p[1, 1])],
+                    "score": float(scores[i]), "label": plan["labels"][int(classes[i])],
+                    "keypoints": transform.norm_to_frame(points[i]).tolist()})
+    return out
 
 
 def box_iou(a, b) -> float:

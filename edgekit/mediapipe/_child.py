@@ -2,7 +2,8 @@
 (`edgekit.subproc.run_tool`): `import mediapipe` pulls TensorFlow-sized native libraries and matplotlib, and its
 C library logs on stderr, so it stays out of edgekit's process. It imports nothing from edgekit.
 
-    python _child.py write SPEC.json   # SPEC: model, out, task, norm_mean, norm_std, labels -> writes out
+    python _child.py write SPEC.json   # SPEC: model, out, task, norm_mean, norm_std, labels(, anchors,
+                                       #   decoding: a raw SSD head's DETECTOR_METADATA) -> writes out
     python _child.py run SPEC.json     # SPEC: model, task, images -> prints one JSON line of results
 
 `write` uses MediaPipe's own metadata writers. In mediapipe 1.2.x they import
@@ -50,6 +51,15 @@ def write(spec: dict) -> dict:
     task = spec["task"]
     if task == "image_classifier":
         w.add_classification_output(mw.Labels().add(spec["labels"]))
+    elif task == "object_detector" and spec.get("anchors"):  # a raw SSD head: MediaPipe decodes it from these
+        from mediapipe.tasks.python.metadata.metadata_writers import metadata_info
+        from mediapipe.tasks.python.metadata.metadata_writers import object_detector as od
+
+        w.add_raw_detection_output(mw.Labels().add(spec["labels"]),
+                                   output_tensors_order=metadata_info.RawDetectionOutputTensorsOrder.LOCATION_SCORE)
+        anchors = od.SsdAnchorsOptions(od.FixedAnchorsSchema(
+            [od.FixedAnchor(x_center=x, y_center=y, width=aw, height=ah) for x, y, aw, ah in spec["anchors"]]))
+        w.add_custom_metadata(od.ObjectDetectorOptionsMd(anchors, od.TensorsDecodingOptions(**spec["decoding"])))
     elif task == "object_detector":
         w.add_detection_output(mw.Labels().add(spec["labels"]))
     elif task == "face_detector":  # the FaceDetector graph decodes the raw SSD tensors itself: boxes, then scores
