@@ -12,7 +12,7 @@ held-out inputs against ONNX Runtime fp32: worst output cosine drop, and the tas
   this artifact in its place and ONNX Runtime fp32 for the other two models; ncnn also with int8 det and rec;
 - blazeface: the best anchor's decoded box IoU against ONNX Runtime fp32 on the face frames.
 Models take the app graphs' input shapes, preprocessing and gate metric (apps/ocr/graph.yaml, apps/face/graph.yaml:
-det mask@0.3, cls and rec top1, BlazeFace mask@0 on its scores and cosine on its regressors).
+det mask@0.3, cls and rec top1, BlazeFace mask@0 on its scores and boxes@classificators>0 on its regressors).
 
     python benchmarks/quantization.py [--quick] [--models ...] [--formats ncnn,mnn,openvino,onnx,tflite]
                                       [--threads 1,2] [--json benchmarks/results/quantization.json]

@@ -165,8 +165,9 @@ def export(model: str | Path, target: str = "all", *, out: str | Path | None = N
             class scores keeping their top-1 in that fraction of rows; layers move back to float until it holds.
         metric: what the fp16/int8 drop is judged by instead, per output kind: "cosine" (the default rule),
             "top1" (argmax agreement of class-score rows: a classifier), "ctc" / "ctc@B" (a CTC recogniser's
-            greedy-decoded text against the reference's, blank class B, default 0) or "mask@T" (IoU of the
-            output thresholded at T, e.g. a probability map); "OUTPUT=KIND" for one output, a list or
+            greedy-decoded text against the reference's, blank class B, default 0), "mask@T" (IoU of the
+            output thresholded at T, e.g. a probability map) or "BOXES=boxes@SCORES>T" (the mean IoU of a
+            centre-size box regressor's rows whose reference score is above T); "OUTPUT=KIND" for one output, a list or
             {output: kind} for several. The output passes when the metric over the samples is >= 1 - max_drop;
             the quantizers' repair loop and the final verification use it, and the manifest records it.
         const: inputs that are constant in deployment, frozen to their value before converting

@@ -57,6 +57,35 @@ def test_pooled_task_metrics_on_real_outputs():
     assert compare.task_metric("mask@0.5", [np.zeros(3)], [np.zeros(3)]) == 1.0
 
 
+def test_box_agreement_judges_the_rows_that_fire():
+    """boxes@SCORES>T: the mean IoU of the centre-size boxes of the rows whose reference score is above T, pooled
+    over samples; rows that never fire do not count, however far they move; the anchor offset and the pixel scale
+    of the coding cancel (the same boxes shifted and scaled score the same)."""
+    import numpy as np
+
+    ref = {"boxes": np.array([[[10, 10, 4, 4, 1, 1], [50, 50, 8, 8, 2, 2], [0, 0, 2, 2, 0, 0]]], float),
+           "scores": np.array([[[2.0], [-1.0], [0.5]]])}
+    out = {"boxes": ref["boxes"].copy(), "scores": ref["scores"]}
+    out["boxes"][0, 0, :2] += (1, 0)  # a firing row's box moved by 1/4 of its width: IoU 3/5
+    out["boxes"][0, 1, :4] = (0, 0, 1, 1)  # a row below T: not judged
+    assert compare.box_agreement("boxes@scores>0", "boxes", [ref], [out]) == pytest.approx((3 / 5 + 1) / 2)
+    assert compare.box_agreement("boxes@scores>1", "boxes", [ref], [out]) == pytest.approx(3 / 5)
+    assert compare.box_agreement("boxes@scores>5", "boxes", [ref], [out]) == 1.0  # nothing fires
+    moved, shifted = ({**x, "boxes": x["boxes"].copy()} for x in (out, ref))
+    for x in (moved, shifted):  # another anchor offset and pixel scale, the same for both runs
+        x["boxes"][..., :4] = x["boxes"][..., :4] * 3 + (7, -2, 0, 0)
+    assert compare.box_agreement("boxes@scores>0", "boxes", [shifted], [moved]) == pytest.approx((3 / 5 + 1) / 2)
+    shapes = {"boxes": [1, 3, 6], "scores": [1, 3, 1], "other": [1, 4, 1]}
+    assert compare.parse_metric(["boxes=boxes@scores>0.5"], shapes) == {"boxes": "boxes@scores>0.5"}
+    for spec, message in ((["boxes@scores>0"], "give it as BOXES=boxes@SCORES>T"),
+                          (["boxes=boxes@nope>0"], "give it as BOXES=boxes@SCORES>T"),
+                          (["boxes=boxes@scores>x"], "give it as BOXES=boxes@SCORES>T"),
+                          (["boxes=boxes@other"], "row for row with the scores 'other'"),
+                          (["scores=boxes@boxes"], "must be boxes")):
+        with pytest.raises(EdgekitError, match=message):
+            compare.parse_metric(spec, shapes)
+
+
 def _steps(ids: list[int], classes: int = 6, margin: float = 1.0):
     """[1, T, C] CTC scores whose argmax per step is `ids`, by `margin` over the rest."""
     import numpy as np

@@ -39,8 +39,9 @@ def register(sub) -> None:
                         "layers move back to float until it holds (default 1%%)")
     p.add_argument("--metric", action="append", default=None, metavar="[OUTPUT=]KIND",
                    help="what the fp16/int8 drop is judged by: cosine (default), top1 (argmax agreement of class-"
-                        "score rows: a classifier), ctc or ctc@BLANK (a CTC recogniser's greedy-decoded text) or "
-                        "mask@T (IoU of the output thresholded at T, e.g. mask@0.3 for a probability map); the metric "
+                        "score rows: a classifier), ctc or ctc@BLANK (a CTC recogniser's greedy-decoded text), "
+                        "mask@T (IoU of the output thresholded at T, e.g. mask@0.3 for a probability map) or "
+                        "BOXES=boxes@SCORES>T (mean IoU of the boxes whose reference score is above T); the metric "
                         "must reach 1 - --max-drop; OUTPUT=KIND for one output (repeatable)")
     p.add_argument("--const", action="append", default=None, metavar="NAME=VALUE",
                    help="an input that is constant in deployment (a sample rate, a mode flag), frozen to VALUE "

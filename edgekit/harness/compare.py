@@ -17,7 +17,12 @@ recogniser's [N, T, C] scores, greedy-decoded as its app decodes them (argmax pe
 default 0, dropped) and scored by character agreement with the reference's decoding: 1 - edit distance / the
 reference's length, pooled; the per-step top-1 also counts the blank steps and the near-ties between a
 character's steps that decode to the same text, so it refuses int8 recognisers that read exactly what fp32
-reads) or `mask@T` (IoU of the output thresholded at T: a segmentation or DB probability map). Such an output passes
+reads), `mask@T` (IoU of the output thresholded at T: a segmentation or DB probability map) or
+`boxes@SCORES>T` (a detector's box regressor [.., A, 4+] coded as centre offset and size, the MediaPipe
+BlazeFace/BlazePalm family: the mean IoU of the boxes of every row whose reference score in output SCORES is
+above T; the anchor offset and the pixel scale are common to both runs, so the IoU needs neither, and a
+detector whose boxes drift is refused even when the regressor's cosine, dominated by the rows that never fire,
+stays high; exp-coded sizes (TF Object Detection SSDs) are not this family). Such an output passes
 when the metric, pooled over all samples as a task metric is measured over a test set, is >= 1 - max_drop
 (`cosine` named as the metric: the worst sample's cosine alone, without the error rule, for outputs such as box
 regressors in pixels whose absolute error says little); its cosine and errors are still measured and reported.
@@ -85,7 +90,7 @@ def p999(diff: np.ndarray) -> float:
     return float(np.partition(diff, diff.size - 1 - k)[diff.size - 1 - k])
 
 
-METRICS = ("cosine", "top1", "ctc", "mask@T")
+METRICS = ("cosine", "top1", "ctc", "mask@T", "boxes@SCORES>T")
 
 
 def parse_metric(spec, outputs: dict[str, list]) -> dict[str, str]:
@@ -112,6 +117,8 @@ def parse_metric(spec, outputs: dict[str, list]) -> dict[str, str]:
             if not math.isfinite(t):
                 raise EdgekitError(f"{spell('metric', kind)}: mask@T takes a number T, the threshold the "
                                    "output is cut at (e.g. mask@0.3 for a probability map)")
+        elif kind.startswith("boxes@"):
+            _boxes_spec(name, kind, outputs)
         elif kind.startswith("ctc"):
             if kind != "ctc" and not (kind.startswith("ctc@") and kind[4:].isdigit()):
                 raise EdgekitError(f"{spell('metric', kind)}: ctc@B takes the blank class index B (ctc alone: "
@@ -130,6 +137,46 @@ def parse_metric(spec, outputs: dict[str, list]) -> dict[str, str]:
                                        "class scores along its last axis ([N, C] or [N, T, C]); use cosine or mask@T")
         out[name] = kind
     return out
+
+
+def _boxes_spec(name: str, kind: str, outputs: dict[str, list]) -> tuple[str, float]:
+    """`boxes@SCORES>T` for output `name` -> (SCORES, T), checked against the outputs' shapes."""
+    from ..errors import EdgekitError
+    from ..options import spell
+
+    scores, _, t = kind[6:].partition(">")
+    try:
+        t = float(t or 0)
+    except ValueError:
+        t = math.nan
+    if name == "*" or scores not in outputs or not math.isfinite(t):
+        raise EdgekitError(f"{spell('metric', f'{name}={kind}')}: give it as BOXES=boxes@SCORES>T, the box output "
+                           f"and the score output whose rows above T are judged (e.g. "
+                           f"regressors=boxes@classificators>0); the outputs: {', '.join(outputs)}")
+    b, s = list(outputs[name]), list(outputs[scores])
+    if len(b) < 2 or len(s) < 2 or b[-1] < 4 or b[:-1] != s[:-1]:
+        raise EdgekitError(f"{spell('metric', f'{name}={kind}')}: output '{name}' {b} must be boxes [.., A, 4+] "
+                           f"row for row with the scores '{scores}' {s} [.., A, C]")
+    return scores, t
+
+
+def box_agreement(kind: str, name: str, refs: list[dict], outs: list[dict]) -> float:
+    """`boxes@SCORES>T`: the mean IoU, pooled over the samples, of output `name`'s centre-size boxes (the first 4
+    values of each row) on the rows whose reference score is above T; 1 when no row fires."""
+    scores, _, t = kind[6:].partition(">")
+    t = float(t or 0)
+    ious = []
+    for r, o in zip(refs, outs):
+        ref, out = (np.asarray(x[name], np.float64) for x in (r, o))
+        rows = np.asarray(r[scores]).reshape(-1, np.shape(r[scores])[-1]).max(axis=1) > t
+        a, b = ref.reshape(-1, ref.shape[-1])[rows, :4], out.reshape(-1, ref.shape[-1])[rows, :4]
+        lo = np.maximum(a[:, :2] - a[:, 2:] / 2, b[:, :2] - b[:, 2:] / 2)
+        hi = np.minimum(a[:, :2] + a[:, 2:] / 2, b[:, :2] + b[:, 2:] / 2)
+        inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
+        union = np.prod(np.abs(a[:, 2:]), axis=1) + np.prod(np.abs(b[:, 2:]), axis=1) - inter
+        ious.append(np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0))
+    pooled = np.concatenate(ious) if ious else np.zeros(0)
+    return float(pooled.mean()) if pooled.size else 1.0
 
 
 def task_metric(kind: str, refs: list, outs: list) -> float:
@@ -249,8 +296,9 @@ def compare_outputs(refs: list[dict], outs: list[dict], tol: dict) -> list[Outpu
         t = tolerance_for(name, tol)
         kind, value, drop, ok = t.get("metric"), None, None, passes(worst, t)
         if kind:  # the task metric judges this output, against the budget
-            value = worst.cosine if kind == "cosine" else task_metric(kind, [r[name] for r in refs],
-                                                                      [o[name] for o in outs])
+            value = (worst.cosine if kind == "cosine" else box_agreement(kind, name, refs, outs)
+                     if kind.startswith("boxes@") else task_metric(kind, [r[name] for r in refs],
+                                                                   [o[name] for o in outs]))
             drop = 1.0 - value
             ok = value >= t["metric_min"] and math.isfinite(worst.max_abs)
         reports.append(OutputReport(

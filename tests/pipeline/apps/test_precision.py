@@ -5,8 +5,8 @@ Runtime: OCR character accuracy within 1 point, face boxes overlapping. Bad prec
 calibration frames are one clear error.
 
 On ONNX Runtime's static QDQ (the int8 reference, quick to quantize), and the face app on ncnn, where BlazeFace
-misses the 1% budget at int8 (mask@0 0.95): that node falls back to fp16 and says why, the landmarker stays
-int8, and the refusal is cached for the next run.
+misses the 1% budget at int8 (its firing boxes lose ~4% IoU, boxes@classificators>0): that node falls back to
+fp16 and says why, the landmarker stays int8, and the refusal is cached for the next run.
 
 Time here (2 shared cores): the OCR models at int8 ~2 min, the face models ~15 s (ncnn ~90 s); the FaceMesh
 API reuses those exports from the cache."""
@@ -125,10 +125,10 @@ def test_face_int8_on_ncnn_runs_each_model_at_the_precision_its_gate_accepts(int
     for r, x in zip(ref.records, run.records):  # the same face in every frame
         assert len(x["faces"]) == len(r["faces"]) == 1
         worst = min(worst, iou(r["faces"][0]["box"], x["faces"][0]["box"]))
-    # Not held to the 0.9 of the fp32 backends: the detector's gate (anchor mask and regressor cosine) passes an
-    # fp16 BlazeFace whose boxes move further (worst IoU 0.886 measured here); a box-IoU gate is the fix.
+    # Held to the 0.9 of the fp32 backends since the detector is gated by its firing boxes' IoU (with the
+    # regressor's cosine instead, an int8/fp16 BlazeFace whose boxes moved passed: worst IoU 0.886 then)
     print(f"face ncnn int8/fp16: min box IoU {worst:.4f} against ONNX Runtime fp32")
-    assert worst >= 0.5
+    assert worst >= 0.9
     logged = []
     o = Overrides(source=str(samples["face"]), sinks=[str(tmp_path / "again.avi")], backend="ncnn", precision="int8",
                   cache=str(pipeline_cache), options={"log.path": str(tmp_path / "again.jsonl")})
