@@ -100,9 +100,9 @@ class ExportJob:
     quantization: tuple | None = None  # a dynamically quantized source: its float rewrite's outputs, the steps
     lint: list | None = None  # fp16/int8: the pre-flight findings, recorded in each manifest's precision
 
-    def accept(self, refs: list[dict], outs: list[dict]) -> bool:
+    def accept(self, refs: list[dict], outs: list[dict]) -> compare.Verdict:
         """The gate `verify` applies, on any samples (int8 quantizers run it on the calibration set)."""
-        return all(r.passed for r in compare.compare_outputs(refs, outs, self.tolerances))
+        return compare.Verdict(compare.compare_outputs(refs, outs, self.tolerances))
 
     def normalize(self, passes: tuple[str, ...]) -> tuple[Path, list[str], str]:
         """The shape-fixed model with these passes applied (once per export), its applied passes and digest."""

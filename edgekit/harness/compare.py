@@ -311,6 +311,19 @@ def compare_outputs(refs: list[dict], outs: list[dict], tol: dict) -> list[Outpu
     return reports
 
 
+class Verdict:
+    """The gate's verdict on some samples: truthy when every output passed; `drop` is how far the worst output
+    fell by the measure that judged it (its task metric's 1 - value, else 1 - its worst cosine), so a repair loop
+    gated by a task metric also picks its best round by that metric."""
+
+    def __init__(self, reports: list[OutputReport]):
+        self.passed = all(r.passed for r in reports)
+        self.drop = max((r.drop if r.metric else 1.0 - r.cosine for r in reports), default=0.0)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+
 def quantization_allowance(tol: dict, refs: list[dict], floats: list[dict], k: int, steps: dict | None = None) -> dict:
     """The tolerance for a dynamically quantized source, per output: `tol` widened by what the source's own
     activation quantization does to that output, measured as the gap between the quantized reference (`refs`)

@@ -24,7 +24,7 @@ from .calibrate import _cos, extract, fp32_net
 from .ncnn_int8 import QuantizeReport, feeds_for_ncnn, int8_net, quantize
 from .ncnn_model import NcnnModel
 from .profile import layer_speeds, slower_in_int8
-from .repair import ROUNDS, Attempt, within_budget
+from .repair import ROUNDS, Attempt, gate_drop, within_budget
 
 __all__ = ["ROUNDS", "FallbackReport", "quantize_within"]
 
@@ -81,20 +81,24 @@ def quantize_within(param: Path, binf: Path, out_param: Path, out_bin: Path, sam
     def attempt(kept: set) -> Attempt:
         report = write(kept)
         per_sample, got = run(list(range(len(feeds))))
-        return Attempt(report, max(per_sample), [lr.name for lr in report.quantized],
-                       bool(accept(ref, got)) if accept else None, per_sample)
+        verdict = accept(ref, got) if accept else None
+        return Attempt(report, max(per_sample) if accept is None else gate_drop(verdict, ref, got),
+                       [lr.name for lr in report.quantized], None if accept is None else bool(verdict), per_sample)
 
     solo: dict = {}  # layer -> output drop with that layer alone int8, on the first round's worst samples
 
     def rank(a: Attempt) -> list[str]:
         """The most harmful first: by the output drop each layer causes alone in int8 (measured once, on the
-        first failed round's worst samples), then by its own int8 output's agreement with fp32."""
+        first failed round's worst samples; the gate's drop where a gate is given, as the rounds are judged),
+        then by its own int8 output's agreement with fp32."""
         mine = {lr.name: (lr.cosines.get(lr.chosen, 1.0) if lr.cosines else 1.0) for lr in a.result.quantized}
         if not solo:
             worst = sorted(range(len(feeds)), key=lambda i: -a.per_sample[i])[:SOLO_SAMPLES]
             for name in mine:
                 write(set(keep) | set(mine) - {name})
-                solo[name] = max(run(worst)[0])
+                drops, got = run(worst)
+                solo[name] = max(drops) if accept is None else gate_drop(accept([ref[i] for i in worst], got),
+                                                                          [ref[i] for i in worst], got)
         return sorted(mine, key=lambda n: (-solo.get(n, 0.0), mine[n]))
 
     if speed_profile:

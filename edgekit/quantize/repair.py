@@ -1,6 +1,8 @@
-"""The accuracy-budget loop every int8 quantizer shares: quantize with some layers kept float, measure the drop,
-and move the most harmful quantized layers back to float until the drop is within the budget (as NNCF's
-accuracy control does), or the rounds run out (then the last drop is reported and the caller's gate refuses).
+"""The accuracy-budget loop every int8 quantizer shares: quantize with some layers kept float, measure the drop
+(the export gate's own, `compare.Verdict.drop`: by its task metric where one is named, so the best round is
+the best by what the gate judges; else the worst output cosine), and move the most harmful quantized layers
+back to float until the drop is within the budget (as NNCF's accuracy control does), or the rounds run out
+(then the best round's drop is reported and the caller's gate refuses).
 
 Each round keeps a tenth of the still-quantized layers (at least one) more in float, most harmful first by the
 quantizer's own ranking; ROUNDS bounds the cost (each round is one quantization and one measurement)."""
@@ -19,10 +21,10 @@ class Attempt:
     """One round's result: what the quantizer made, its drop, and the layers it quantized."""
 
     result: Any
-    drop: float
+    drop: float  # the gate's own drop (by its task metric) where the caller gave a gate, else the cosine drop
     quantized: list[str]
     passed: bool | None = None  # the export gate's verdict where the caller gave one, else drop <= max_drop
-    per_sample: list[float] | None = None  # the drop on each calibration sample, where the quantizer measured it
+    per_sample: list[float] | None = None  # the cosine drop on each calibration sample, where measured
 
 
 @dataclass
@@ -45,6 +47,8 @@ def within_budget(attempt: Callable[[set], Attempt], rank: Callable[[Attempt], l
     while True:
         a = attempt(set(keep))
         history.append({"kept_float": len(keep), "quantized": len(a.quantized), "drop": round(float(a.drop), 6)})
+        if a.per_sample and a.passed is not None:  # a task metric judged: the cosine drop beside it
+            history[-1]["cosine_drop"] = round(float(max(a.per_sample)), 6)
         ok = a.passed if a.passed is not None else a.drop <= max_drop
         history[-1]["passed"] = bool(ok)
         if best is None or a.drop < best[0]:
@@ -78,8 +82,18 @@ def worst_drop(reference: list[dict], got: list[dict]) -> float:
 
 
 def measure(reference: list[dict], got: list[dict], accept=None) -> tuple[float, bool | None]:
-    """The drop, and the export gate's verdict when `accept` (ConvertOptions.accept) is given."""
-    return worst_drop(reference, got), (bool(accept(reference, got)) if accept else None)
+    """The drop and the export gate's verdict when `accept` (ConvertOptions.accept, a compare.Verdict) is given:
+    the gate's own drop (by its task metric where one is named); else the worst cosine drop and None."""
+    if accept is None:
+        return worst_drop(reference, got), None
+    verdict = accept(reference, got)
+    return gate_drop(verdict, reference, got), bool(verdict)
+
+
+def gate_drop(verdict, reference: list[dict], got: list[dict]) -> float:
+    """The verdict's drop (a gate that gives only a bool: the worst cosine drop)."""
+    drop = getattr(verdict, "drop", None)
+    return worst_drop(reference, got) if drop is None else float(drop)
 
 
 def summary(method: str, samples: int, layers_int8: int, repaired: Repaired, fp32_bytes: int, int8_bytes: int,
