@@ -303,11 +303,9 @@ def _raw_head(outs: dict[str, tuple]) -> tuple[str, str] | None:
     (a, sa), (b, sb) = outs.items()
     if sa[1] != sb[1]:
         return None
-    for boxes, scores in ((a, b), (b, a)):
-        c = outs[boxes][2]
-        if c >= 4 and c % 2 == 0 and (outs[scores][2] < 4 or outs[scores][2] % 2):
-            return boxes, scores
-    return None
+    fits = [(x, y) for x, y in ((a, b), (b, a)) if outs[x][2] >= 4 and outs[x][2] % 2 == 0]
+    # both could be boxes (4 classes beside 4 coordinates): the model's output order, boxes first as MediaPipe's
+    return next((f for f in fits if not (outs[f[1]][2] >= 4 and outs[f[1]][2] % 2 == 0)), fits[0] if fits else None)
 
 
 def _raw_plan(raw, outs, spec, pre: Preprocessing, anchors: str | None, labels: list) -> dict:
