@@ -24,7 +24,7 @@ from .calibrate import _cos, extract, fp32_net
 from .ncnn_int8 import QuantizeReport, feeds_for_ncnn, int8_net, quantize
 from .ncnn_model import NcnnModel
 from .profile import layer_speeds, slower_in_int8
-from .repair import ROUNDS, Attempt, gate_drop, within_budget
+from .repair import ROUNDS, Attempt, measure, within_budget
 
 __all__ = ["ROUNDS", "FallbackReport", "quantize_within"]
 
@@ -81,9 +81,8 @@ def quantize_within(param: Path, binf: Path, out_param: Path, out_bin: Path, sam
     def attempt(kept: set) -> Attempt:
         report = write(kept)
         per_sample, got = run(list(range(len(feeds))))
-        verdict = accept(ref, got) if accept else None
-        return Attempt(report, max(per_sample) if accept is None else gate_drop(verdict, ref, got),
-                       [lr.name for lr in report.quantized], None if accept is None else bool(verdict), per_sample)
+        drop, passed = measure(ref, got, accept)
+        return Attempt(report, drop, [lr.name for lr in report.quantized], passed, per_sample)
 
     solo: dict = {}  # layer -> output drop with that layer alone int8, on the first round's worst samples
 
@@ -96,9 +95,7 @@ def quantize_within(param: Path, binf: Path, out_param: Path, out_bin: Path, sam
             worst = sorted(range(len(feeds)), key=lambda i: -a.per_sample[i])[:SOLO_SAMPLES]
             for name in mine:
                 write(set(keep) | set(mine) - {name})
-                drops, got = run(worst)
-                solo[name] = max(drops) if accept is None else gate_drop(accept([ref[i] for i in worst], got),
-                                                                          [ref[i] for i in worst], got)
+                solo[name] = measure([ref[i] for i in worst], run(worst)[1], accept)[0]
         return sorted(mine, key=lambda n: (-solo.get(n, 0.0), mine[n]))
 
     if speed_profile:

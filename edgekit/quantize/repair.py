@@ -87,13 +87,8 @@ def measure(reference: list[dict], got: list[dict], accept=None) -> tuple[float,
     if accept is None:
         return worst_drop(reference, got), None
     verdict = accept(reference, got)
-    return gate_drop(verdict, reference, got), bool(verdict)
-
-
-def gate_drop(verdict, reference: list[dict], got: list[dict]) -> float:
-    """The verdict's drop (a gate that gives only a bool: the worst cosine drop)."""
-    drop = getattr(verdict, "drop", None)
-    return worst_drop(reference, got) if drop is None else float(drop)
+    drop = getattr(verdict, "drop", None)  # a gate that gives only a bool: the worst cosine drop
+    return (worst_drop(reference, got) if drop is None else float(drop)), bool(verdict)
 
 
 def summary(method: str, samples: int, layers_int8: int, repaired: Repaired, fp32_bytes: int, int8_bytes: int,
