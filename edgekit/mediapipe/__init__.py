@@ -47,6 +47,7 @@ from ..errors import BackendMissing, EdgekitError, ModelError
 from ..fsutil import atomic_dir, check_destination, check_writable_dir
 from ..manifest import Manifest, Preprocessing, file_checksums
 from ..options import spell
+from ..preprocess import input_hw
 
 TASKS = ("image_classifier", "object_detector", "face_detector")
 EXTRA = "mediapipe"
@@ -276,7 +277,7 @@ def _plan(task, spec, pre: Preprocessing, outs: dict[str, tuple], labels, anchor
         else:
             plan.update(_raw_plan(raw, outs, spec, pre, anchors, plan["labels"]))
     else:
-        h, w = (spec.shape[2], spec.shape[3]) if pre.layout == "NCHW" else (spec.shape[1], spec.shape[2])
+        h, w = input_hw(spec, pre.layout)
         boxes = [k for k, s in outs.items() if len(s) == 3 and s[0] == 1 and s[2] == 16]
         scores = [k for k, s in outs.items() if len(s) == 3 and s[0] == 1 and s[2] == 1]
         if len(outs) != 2 or len(boxes) != 1 or len(scores) != 1 or outs[boxes[0]][1] != outs[scores[0]][1]:
@@ -318,8 +319,7 @@ def _raw_plan(raw, outs, spec, pre: Preprocessing, anchors: str | None, labels: 
         raise EdgekitError(f"'{boxes}' {list(outs[boxes])} and '{scores}' {list(outs[scores])} are a raw SSD head: "
                            f"MediaPipe decodes it with the anchors and box coding in the model's metadata; give "
                            f"{spell('anchors', 'short_range|full_range|FILE.json')} (see edgekit/mediapipe/ssd.py)")
-    hw = (spec.shape[2], spec.shape[3]) if pre.layout == "NCHW" else (spec.shape[1], spec.shape[2])
-    coding = ssd.load_coding(anchors, hw)
+    coding = ssd.load_coding(anchors, input_hw(spec, pre.layout))
     if len(coding.anchors) != a:
         raise EdgekitError(f"{spell('anchors', anchors)} gives {len(coding.anchors)} anchors; the model's "
                            f"'{boxes}' has {a}")
@@ -407,7 +407,7 @@ def _same_as_litert(art: Path, staged: Path, manifest, original_manifest, spec) 
     from ..runner import open_artifact
 
 
-    h, w = (spec.shape[2], spec.shape[3]) if manifest.preprocessing.layout == "NCHW" else spec.shape[1:3]
+    h, w = input_hw(spec, manifest.preprocessing.layout)
     x = {spec.name: prepare(synthetic_image(h, w), spec, manifest.preprocessing, color="rgb")[0]}
     a, b = open_artifact(art, original_manifest), open_artifact(staged, manifest)
     try:
@@ -427,7 +427,7 @@ def _task_images(data, spec, pre: Preprocessing, task: str, folder: Path) -> lis
     from ..preprocess import IMAGE_SUFFIXES, synthetic_image
 
     folder.mkdir(parents=True, exist_ok=True)
-    h, w = (spec.shape[2], spec.shape[3]) if pre.layout == "NCHW" else (spec.shape[1], spec.shape[2])
+    h, w = input_hw(spec, pre.layout)
     paths = []
     for p in map(Path, data or []):
         paths += sorted(p.iterdir()) if p.is_dir() else [p]
@@ -475,25 +475,10 @@ def _compare(task, mp_results, folder, manifest, spec, images, plan) -> dict:
             elif task == "face_detector":
                 ours = face_boxes(outs[plan["order"][0]], outs[plan["order"][1]], t, plan["size"], plan["min_score"],
                                   plan["nms_threshold"])
-                theirs = got["detections"]
-                ious = match_ious([d["box"] for d in theirs], [f["box"] for f in ours])
-                rows.append({"image": Path(path).name, "faces_mediapipe": len(theirs), "faces_edgekit": len(ours),
-                             "ious": [round(v, 4) for v in ious]})
-                if len(theirs) != len(ours) or any(v < MIN_IOU for v in ious):
-                    why.append(f"{Path(path).name}: MediaPipe {len(theirs)} face(s), edgekit {len(ours)}, box IoU "
-                               f"{', '.join(f'{v:.3f}' for v in ious) or '-'}")
+                _same_boxes(Path(path).name, got["detections"], ours, "face", False, rows, why)
             elif "coding" in plan:
                 ours = raw_detections(outs[plan["order"][0]], outs[plan["order"][1]], t, plan)
-                theirs = got["detections"]
-                ious = match_ious([d["box"] for d in theirs], [d["box"] for d in ours])
-                same = sorted(d["label"] for d in theirs) == sorted(d["label"] for d in ours)
-                rows.append({"image": Path(path).name, "detections_mediapipe": len(theirs),
-                             "detections_edgekit": len(ours), "ious": [round(v, 4) for v in ious],
-                             "labels_agree": same})
-                if len(theirs) != len(ours) or any(v < MIN_IOU for v in ious) or not same:
-                    why.append(f"{Path(path).name}: MediaPipe {len(theirs)} detection(s), edgekit {len(ours)}, box "
-                               f"IoU {', '.join(f'{v:.3f}' for v in ious) or '-'}"
-                               + ("" if same else ", labels differ"))
+                _same_boxes(Path(path).name, got["detections"], ours, "detection", True, rows, why)
             else:
                 n = int(np.asarray(outs[plan["order"][3]]).reshape(-1)[0])
                 theirs = got["detections"]
@@ -507,6 +492,21 @@ def _compare(task, mp_results, folder, manifest, spec, images, plan) -> dict:
               "object_detector": (f"same detections and labels, box IoU >= {MIN_IOU} each (edgekit: ssd.decode, "
                                   "ssd.nms)") if "coding" in plan else "same number of detections"}[task]
     return {"passed": not why, "images": len(rows), "criterion": metric, "per_image": rows, "why": "; ".join(why)}
+
+
+def _same_boxes(image: str, theirs: list, ours: list, noun: str, labels: bool, rows: list, why: list) -> None:
+    """One image's detections, MediaPipe's against edgekit's: the same count, box IoU >= MIN_IOU each, and (with
+    `labels`) the same labels; its row into `rows`, what disagrees into `why`."""
+    ious = match_ious([d["box"] for d in theirs], [d["box"] for d in ours])
+    row = {"image": image, f"{noun}s_mediapipe": len(theirs), f"{noun}s_edgekit": len(ours),
+           "ious": [round(v, 4) for v in ious]}
+    same = not labels or sorted(d["label"] for d in theirs) == sorted(d["label"] for d in ours)
+    if labels:
+        row["labels_agree"] = same
+    rows.append(row)
+    if len(theirs) != len(ours) or any(v < MIN_IOU for v in ious) or not same:
+        why.append(f"{image}: MediaPipe {len(theirs)} {noun}(s), edgekit {len(ours)}, box IoU "
+                   f"{', '.join(f'{v:.3f}' for v in ious) or '-'}" + ("" if same else ", labels differ"))
 
 
 def face_boxes(raw_boxes, raw_scores, transform, size, min_score, nms_threshold) -> list[dict]:

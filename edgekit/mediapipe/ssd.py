@@ -49,21 +49,14 @@ class BoxCoding:
                 "sigmoid_score": self.sigmoid_score, "min_score": self.min_score}
 
 
-def presets() -> dict:
-    from ..pipeline.nodes.face import DETECTORS
-
-    return DETECTORS
-
-
 def load_coding(spec: str, hw: tuple[int, int]) -> BoxCoding:
     """`--anchors` (a preset name or a JSON file) for a model input of height x width `hw`."""
     from ..options import spell
+    from ..pipeline.nodes.face import DETECTORS as table
+    from ..pipeline.nodes.face import ssd_anchors
 
     h, w = hw
-    table = presets()
     if spec in table:
-        from ..pipeline.nodes.face import ssd_anchors
-
         options, min_score = table[spec]
         if (h, w) != (options["input_size"],) * 2:
             raise EdgekitError(f"{spell('anchors', spec)}: BlazeFace's {spec} anchors are for a "
