@@ -259,6 +259,49 @@ def test_object_detector_takes_any_ssd_coding(tmp_path):
         assert d["score"] == pytest.approx(1 / (1 + np.exp(-logit)), abs=1e-5)
 
 
+def test_object_detector_with_nms_in_the_model(tmp_path, monkeypatch):
+    """A detection-postprocess head (boxes as ymin, xmin, ymax, xmax in 0..1, classes, scores, count): MediaPipe's
+    ObjectDetector reports the first `count` rows above its score threshold, at the boxes they hold, with their
+    labels, and the export's own check agrees. The metadata writer pairs the four roles with the outputs by tensor
+    index, which onnx2tf does not number in output order (count before scores): paired that way, MediaPipe read the
+    scores as the count and failed. A 13x10-pixel box checks the whole-pixel slack of the comparison; the image is
+    given by a relative path (the Tasks child runs in another folder)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    boxes = np.array([[0.1, 0.2, 0.5, 0.6], [0.3, 0.1, 0.9, 0.4], [0.0, 0.0, 0.2, 0.2], [0.6, 0.7, 0.7, 0.8],
+                      [0.2, 0.2, 0.4, 0.4]])
+    classes, scores = np.array([1, 0, 1, 0, 1]), np.array([0.9, 0.8, 0.3, 0.7, 0.95])  # row 4 is past the count
+    zero = helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])
+    nodes = [helper.make_node("ReduceMean", ["image"], ["mean"], keepdims=0),
+             helper.make_node("Mul", ["mean", "zero"], ["z"])]
+    inits, outputs = [zero], []
+    for name, v in (("boxes", boxes[None]), ("classes", classes[None]), ("scores", scores[None]), ("count", [4])):
+        inits.append(onnx.numpy_helper.from_array(np.asarray(v, np.float32), f"{name}_value"))
+        nodes.append(helper.make_node("Add", [f"{name}_value", "z"], [name]))
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(np.shape(v))))
+    g = helper.make_graph(nodes, "nms_head", [helper.make_tensor_value_info("image", TensorProto.FLOAT,
+                                                                            [1, 3, 64, 64])], outputs, inits)
+    model = tmp_path / "nms_head.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(model))
+    frame = tmp_path / "frame.png"
+    cv2.imwrite(str(frame), np.full((96, 128, 3), 90, np.uint8))
+    monkeypatch.chdir(tmp_path)
+    r = export_tasks(model, "object_detector", out=tmp_path / "out", labels=["cat", "dog"], data=[frame.name],
+                     preprocessing=Preprocessing(color="rgb", mean=[0.5] * 3, std=[0.5] * 3, resize="stretch"))
+    assert r.ok, r.error
+    check = r.manifest.tasks["verification"]
+    assert check["passed"] and check["per_image"][0]["detections_mediapipe"] == 3, check
+    (got,) = tasks_run(r.path / "model.tflite", "object_detector", [frame], tmp_path, min_score=0.5)
+    dets = sorted(got["detections"], key=lambda d: -d["score"])
+    assert [d["label"] for d in dets] == ["dog", "cat", "cat"]
+    for d, i in zip(dets, (0, 1, 3)):
+        y0, x0, y1, x1 = boxes[i]
+        box = [x0 * 128, y0 * 96, x1 * 128, y1 * 96]
+        assert np.abs(np.array(d["box"]) - box).max() < 2, (d, box)  # whole pixels, origin and size truncated
+        assert d["score"] == pytest.approx(scores[i], abs=1e-6)
+
+
 def test_task_and_target_go_together(capsys):
     fx = OCR_MODELS["ppocr-cls"]
     assert main(["export", str(fx.path), "--target", "tflite", "--task", "image_classifier"]) == 2

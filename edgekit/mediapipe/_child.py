@@ -61,7 +61,17 @@ def write(spec: dict) -> dict:
             [od.FixedAnchor(x_center=x, y_center=y, width=aw, height=ah) for x, y, aw, ah in spec["anchors"]]))
         w.add_custom_metadata(od.ObjectDetectorOptionsMd(anchors, od.TensorsDecodingOptions(**spec["decoding"])))
     elif task == "object_detector":
+        # The writer pairs location, category, score and count with the outputs in the order of their tensor
+        # indices (TFLite_Detection_PostProcess's ports); a converted model's indices need not follow its
+        # outputs (onnx2tf numbered this head's count before its scores), so pair them in output order, which
+        # the export has put in the task's order
+        from mediapipe.tasks.python.metadata.metadata_writers import writer_utils
+
         w.add_detection_output(mw.Labels().add(spec["labels"]))
+        names = writer_utils.get_output_tensor_names(buf)
+        for md, tensor in zip(w._output_mds, names):
+            md.tensor_name = tensor
+        w._output_group_mds[-1].tensor_names = names[:3]
     elif task == "face_detector":  # the FaceDetector graph decodes the raw SSD tensors itself: boxes, then scores
         w.add_feature_output(name="regressors", description="box and keypoint offsets per anchor")
         w.add_feature_output(name="classificators", description="face score logit per anchor")
@@ -121,7 +131,11 @@ def main() -> int:
     what, path = sys.argv[1], sys.argv[2]
     with open(path) as f:
         spec = json.load(f)
-    out = {"write": write, "run": run}[what](spec)
+    try:
+        out = {"write": write, "run": run}[what](spec)
+    except Exception as e:  # one line the parent reports (MediaPipe's objects log more noise as they go)
+        print(f"EDGEKIT-ERROR {type(e).__name__}: {' '.join(str(e).split())}", flush=True)
+        raise
     print("EDGEKIT-RESULT " + json.dumps(out), flush=True)
     return 0
 
